@@ -1,0 +1,14 @@
+"""Datasets: importing this package registers every built-in dataset."""
+
+from mpdsnn.data.registry import (
+    DataConfig,
+    DatasetInfo,
+    DataSplits,
+    dataset_info,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+)
+
+__all__ = ["DataConfig", "DatasetInfo", "DataSplits", "dataset_info", "list_datasets",
+           "load_dataset", "register_dataset"]

@@ -1,0 +1,192 @@
+"""The method registry: a method is how spiking layers are built plus which loss trains them.
+
+Register with a decorator on a builder whose keyword arguments are the method's options::
+
+    @register_method("my-method")
+    def my_method(vth: float = 1.0) -> Method:
+        return Method(neuron=lambda layer: LIFNode(FixedDecay(), FixedThreshold(vth), FixedWidth()))
+
+``create_method("my-method", vth=0.5)`` builds it; an unknown name or option is a
+:class:`UserError` that lists the valid ones. Other packages add methods through the entry-point
+group ``mpdsnn.methods`` (the ``baselines`` package of this repository does exactly that).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+from torch import nn
+
+from mpdsnn.errors import UserError, unknown_name
+from mpdsnn.losses import Loss, mean_output_ce
+from mpdsnn.neuron import (
+    AdaptiveThreshold,
+    EstimatedThreshold,
+    FixedDecay,
+    FixedThreshold,
+    FixedWidth,
+    LearnableDecay,
+    LIFNode,
+    TGOWidth,
+)
+
+ENTRY_POINT_GROUP = "mpdsnn.methods"
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What a model tells the neuron factory about the spiking layer it is building.
+
+    ``T``: timesteps the model runs. ``norm``: the BN module feeding this layer (MPD-AGL reads
+    its weight); None for layers without one.
+    """
+
+    T: int
+    norm: nn.Module | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """``neuron(ctx)`` builds one spiking layer; ``loss`` trains on ``[T, N, classes]``;
+    ``norm_scale`` is alpha * Vth of threshold-dependent BN (1.0 = plain time-shared BN)."""
+
+    neuron: Callable[[LayerContext], nn.Module]
+    loss: Loss = mean_output_ce
+    norm_scale: float = 1.0
+    name: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_BUILDERS: dict[str, Callable[..., Method]] = {}
+_entry_points_loaded = False
+
+
+def register_method(name: str) -> Callable[[Callable[..., Method]], Callable[..., Method]]:
+    if "@" in name or name != name.strip():
+        raise ValueError(f"method names must not contain '@' or spaces: {name!r}")
+
+    def decorator(builder: Callable[..., Method]) -> Callable[..., Method]:
+        if name in _BUILDERS and _BUILDERS[name] is not builder:
+            raise ValueError(f"method {name!r} is registered twice")
+        _BUILDERS[name] = builder
+        return builder
+
+    return decorator
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()  # importing the module runs its @register_method
+
+
+def list_methods() -> list[str]:
+    _load_entry_points()
+    return sorted(_BUILDERS)
+
+
+def method_options(name: str) -> dict[str, Any]:
+    """The options a method accepts, with their defaults."""
+    builder = _get_builder(name)
+    return {p.name: p.default for p in inspect.signature(builder).parameters.values()}
+
+
+def _get_builder(name: str) -> Callable[..., Method]:
+    _load_entry_points()
+    if name not in _BUILDERS:
+        raise unknown_name("method", name, list(_BUILDERS))
+    return _BUILDERS[name]
+
+
+def create_method(name: str, **options: Any) -> Method:
+    builder = _get_builder(name)
+    valid = method_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UserError(
+            f"unknown option(s) {', '.join(unknown)} for method {name!r}; "
+            f"valid options: {', '.join(valid) or 'none'}"
+        )
+    method = builder(**options)
+    resolved = {**valid, **options}
+    return Method(neuron=method.neuron, loss=method.loss, norm_scale=method.norm_scale,
+                  name=name, options=resolved)
+
+
+# --- DS-ATGO and its ablations ---------------------------------------------------------------
+
+def _decay(learnable_decay: bool, tau: float) -> nn.Module:
+    return LearnableDecay(tau) if learnable_decay else FixedDecay(tau)
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{option} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _mpd_method(adaptive_firing: bool, tgo: bool, fc: float, momentum: float, tgo_rule: str,
+                threshold: str, eval_source: str, learnable_decay: bool, tau: float,
+                min_theta: float) -> Method:
+    """The DS-ATGO family: MPD threshold firing (AT) and/or MPD-driven width (TGO)."""
+    _check_choice("threshold", threshold, ("mpd", "estimated"))
+    _check_choice("tgo_rule", tgo_rule, ("paper", "code"))
+    _check_choice("eval_source", eval_source, ("running", "batch"))
+    if fc <= 0:
+        raise UserError(f"fc must be positive, got {fc}")
+    if not 0 < momentum <= 1:
+        raise UserError(f"momentum must lie in (0, 1], got {momentum}")
+
+    def neuron(layer: LayerContext) -> nn.Module:
+        if threshold == "estimated":
+            policy: nn.Module = EstimatedThreshold(fc=fc, min_theta=min_theta,
+                                                   fire_adaptive=adaptive_firing)
+        else:
+            policy = AdaptiveThreshold(layer.T, fc=fc, momentum=momentum, min_theta=min_theta,
+                                       fire_adaptive=adaptive_firing, eval_source=eval_source)
+        surrogate = TGOWidth(rule=tgo_rule) if tgo else FixedWidth(1.0)
+        return LIFNode(_decay(learnable_decay, tau), policy, surrogate)
+
+    return Method(neuron=neuron)
+
+
+@register_method("ds-atgo")
+def ds_atgo(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
+            threshold: str = "mpd", eval_source: str = "running", learnable_decay: bool = True,
+            tau: float = 0.2, min_theta: float = 0.05) -> Method:
+    """DS-ATGO (AAAI 2026): adaptive MPD threshold (AT) + threshold-driven width (TGO).
+
+    ``threshold="estimated"`` and ``eval_source="batch"`` are the paper's AT ablations;
+    ``tgo_rule="code"`` is the official code's width rule (std instead of theta)."""
+    return _mpd_method(True, True, fc, momentum, tgo_rule, threshold, eval_source,
+                       learnable_decay, tau, min_theta)
+
+
+@register_method("at")
+def at_only(fc: float = 1.0, momentum: float = 0.1, threshold: str = "mpd",
+            eval_source: str = "running", learnable_decay: bool = True, tau: float = 0.2,
+            min_theta: float = 0.05) -> Method:
+    """Ablation: AT only (adaptive threshold, fixed width k = 1 centred on it)."""
+    return _mpd_method(True, False, fc, momentum, "paper", threshold, eval_source,
+                       learnable_decay, tau, min_theta)
+
+
+@register_method("tgo")
+def tgo_only(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
+             threshold: str = "mpd", learnable_decay: bool = True, tau: float = 0.2,
+             min_theta: float = 0.05) -> Method:
+    """Ablation: TGO only (MPD threshold feeds the width rule; firing stays at Vth = 1)."""
+    return _mpd_method(False, True, fc, momentum, tgo_rule, threshold, "running",
+                       learnable_decay, tau, min_theta)
+
+
+@register_method("vanilla")
+def vanilla(learnable_decay: bool = True, tau: float = 0.2) -> Method:
+    """The paper's Vanilla-SNN: DS-ATGO's PLIF neuron, fixed Vth = 1, fixed width k = 1."""
+    return Method(neuron=lambda layer: LIFNode(_decay(learnable_decay, tau), FixedThreshold(1.0),
+                                               FixedWidth(1.0)))

@@ -1,0 +1,44 @@
+"""Model registry: ``create_model(name, method=..., T=..., num_classes=..., in_channels=...)``.
+
+Every model takes ``[T, N, C, H, W]`` and returns per-timestep logits ``[T, N, classes]``, and
+knows the method only through ``method.neuron`` and ``method.norm_scale``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from mpdsnn.errors import UserError, unknown_name
+from mpdsnn.methods import Method
+from mpdsnn.models.layers import ModelBuilder
+from mpdsnn.models.resnet import ResNet18, ResNet19
+from mpdsnn.models.small import SmallConvNet
+from mpdsnn.models.vgg import VGGSNN
+
+_MODELS: dict[str, ModelBuilder] = {
+    "resnet19": ResNet19,
+    "resnet18": ResNet18,
+    "vggsnn": VGGSNN,
+    "convnet": SmallConvNet,
+}
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, method: Method, T: int, num_classes: int, in_channels: int,
+                 **options: Any) -> nn.Module:
+    if name not in _MODELS:
+        raise unknown_name("model", name, list(_MODELS))
+    if T <= 0:
+        raise UserError(f"T must be a positive number of timesteps, got {T}")
+    try:
+        return _MODELS[name](method, T, num_classes=num_classes, in_channels=in_channels, **options)
+    except TypeError as exc:
+        raise UserError(f"bad option for model {name!r}: {exc}") from None
+
+
+__all__ = ["create_model", "list_models", "ResNet18", "ResNet19", "SmallConvNet", "VGGSNN"]

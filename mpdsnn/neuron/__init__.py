@@ -1,0 +1,28 @@
+"""Spiking neurons: LIF dynamics, threshold policies and surrogate gradients."""
+
+from mpdsnn.neuron.decay import FangPLIFDecay, FixedDecay, LearnableDecay
+from mpdsnn.neuron.lif import LIFNode, NeuronTrace, record_traces, spiking_layers
+from mpdsnn.neuron.surrogate import atan_spike, rectangular_spike, sigmoid_spike
+from mpdsnn.neuron.threshold import (
+    AdaptiveThreshold,
+    EstimatedThreshold,
+    FixedThreshold,
+    LearnableThreshold,
+    ThresholdStep,
+    mpd_statistics,
+)
+from mpdsnn.neuron.width import (
+    FixedWidth,
+    MPDAGLWidth,
+    SmoothSurrogate,
+    Surrogate,
+    TGOWidth,
+    tgo_width,
+)
+
+__all__ = [
+    "AdaptiveThreshold", "EstimatedThreshold", "FangPLIFDecay", "FixedDecay", "FixedThreshold",
+    "FixedWidth", "LIFNode", "LearnableDecay", "LearnableThreshold", "MPDAGLWidth", "NeuronTrace",
+    "SmoothSurrogate", "Surrogate", "TGOWidth", "ThresholdStep", "atan_spike", "mpd_statistics",
+    "rectangular_spike", "record_traces", "sigmoid_spike", "spiking_layers", "tgo_width",
+]

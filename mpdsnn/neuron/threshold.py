@@ -1,0 +1,140 @@
+"""Threshold policies: what potential a neuron fires at, per timestep.
+
+A policy sees the pre-fire potential ``U(t)`` of the whole layer and returns a
+:class:`ThresholdStep`: the threshold to fire at and the MPD statistics it computed, which width
+rules (TGO) and probes read. Thresholds that change are buffers or parameters, never floats, so
+they follow ``.to(device)`` and live in the ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class ThresholdStep:
+    """What a policy decided at one timestep.
+
+    ``fire``: threshold the neuron fires at (0-d). ``stat``: the MPD threshold
+    ``fc * (mean + std)`` (or its estimate) when the policy computes one. ``std``: the layer's
+    potential std when computed from data (the official code's TGO rule reads it).
+    """
+
+    fire: Tensor
+    stat: Tensor | None = None
+    std: Tensor | None = None
+
+
+class FixedThreshold(nn.Module):
+    def __init__(self, vth: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("vth", torch.tensor(float(vth)))
+
+    def forward(self, u: Tensor, t: int, tau: Tensor | float) -> ThresholdStep:
+        return ThresholdStep(fire=self.vth)
+
+
+def mpd_statistics(u: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased std of all elements of ``u`` in one pass, detached."""
+    u = u.detach()
+    if u.numel() < 2:
+        return u.mean(), torch.zeros((), dtype=u.dtype, device=u.device)
+    std, mean = torch.std_mean(u.float())
+    return mean.to(u.dtype), std.to(u.dtype)
+
+
+class AdaptiveThreshold(nn.Module):
+    """DS-ATGO's forward stage (AT): ``theta_l(t) = fc * (mean(U(t)) + std(U(t)))``, detached.
+
+    Training uses the current batch and updates ``running[t] = (1-m) running[t] + m theta``.
+    Eval uses ``running`` (``eval_source="running"``) or the batch's own statistics
+    (``"batch"``, the paper's "no moving average" ablation).
+
+    ``fire_adaptive=False`` gives the TGO-only ablation: statistics are computed for the width
+    rule while the neuron keeps firing at ``vth``.
+
+    Guard (SPEC leaves it open): ``theta`` is clamped to at least ``min_theta``. A layer whose
+    potentials are all non-positive would otherwise get ``theta <= 0`` and fire everywhere, which
+    feeds the next layer a constant and collapses training.
+    """
+
+    def __init__(
+        self,
+        T: int,
+        fc: float = 1.0,
+        momentum: float = 0.1,
+        vth: float = 1.0,
+        min_theta: float = 0.05,
+        fire_adaptive: bool = True,
+        eval_source: Literal["running", "batch"] = "running",
+    ) -> None:
+        super().__init__()
+        if T <= 0:
+            raise ValueError(f"T must be positive, got {T}")
+        if eval_source not in ("running", "batch"):
+            raise ValueError(f"eval_source must be 'running' or 'batch', got {eval_source!r}")
+        if min_theta <= 0:
+            raise ValueError(f"min_theta must be positive, got {min_theta}")
+        self.fc, self.momentum, self.min_theta = fc, momentum, min_theta
+        self.fire_adaptive, self.eval_source = fire_adaptive, eval_source
+        self.register_buffer("vth", torch.tensor(float(vth)))
+        self.register_buffer("running", torch.full((T,), float(vth)))
+
+    def forward(self, u: Tensor, t: int, tau: Tensor | float) -> ThresholdStep:
+        if t >= self.running.numel():
+            raise ValueError(
+                f"this adaptive threshold was built for T={self.running.numel()} timesteps but "
+                f"received timestep {t + 1}; build the model with the T you train with"
+            )
+        mean, std = mpd_statistics(u)
+        if self.training or self.eval_source == "batch":
+            stat = (self.fc * (mean + std)).clamp_min(self.min_theta)
+            if self.training:
+                with torch.no_grad():
+                    self.running[t].lerp_(stat.to(self.running.dtype), self.momentum)
+        else:
+            stat = self.running[t].to(u.dtype)
+        return ThresholdStep(fire=stat if self.fire_adaptive else self.vth, stat=stat, std=std)
+
+    def extra_repr(self) -> str:
+        return (f"T={self.running.numel()}, fc={self.fc}, momentum={self.momentum}, "
+                f"fire_adaptive={self.fire_adaptive}, eval_source={self.eval_source!r}")
+
+
+class EstimatedThreshold(nn.Module):
+    """The "estimated" AT ablation: ``theta = fc * sqrt(1 + tau^2) * Vth``, no data needed."""
+
+    def __init__(self, fc: float = 1.0, vth: float = 1.0, min_theta: float = 0.05,
+                 fire_adaptive: bool = True) -> None:
+        super().__init__()
+        self.fc, self.min_theta, self.fire_adaptive = fc, min_theta, fire_adaptive
+        self.register_buffer("vth", torch.tensor(float(vth)))
+
+    def forward(self, u: Tensor, t: int, tau: Tensor | float) -> ThresholdStep:
+        tau_t = torch.as_tensor(tau, dtype=u.dtype, device=u.device).detach()
+        stat = (self.fc * torch.sqrt(1 + tau_t**2) * self.vth).clamp_min(self.min_theta)
+        return ThresholdStep(fire=stat if self.fire_adaptive else self.vth, stat=stat)
+
+
+class LearnableThreshold(nn.Module):
+    """LTMD-style threshold ``Vth = tanh(w)`` per layer, trained through the surrogate.
+
+    The gradient reaching ``w`` is minus the surrogate gradient of U (the spike is written on
+    ``U - Vth``). Guard: values below ``min_theta`` are clamped, which also stops a threshold
+    from being pushed through zero.
+    """
+
+    def __init__(self, init_vth: float = 0.5, min_theta: float = 0.05) -> None:
+        super().__init__()
+        if not 0.0 < init_vth < 1.0:
+            raise ValueError(f"tanh-parametrised threshold must start in (0, 1), got {init_vth}")
+        self.min_theta = min_theta
+        self.w = nn.Parameter(torch.tensor(math.atanh(init_vth)))
+
+    def forward(self, u: Tensor, t: int, tau: Tensor | float) -> ThresholdStep:
+        return ThresholdStep(fire=torch.tanh(self.w).clamp_min(self.min_theta))
