@@ -6,7 +6,7 @@ from mpdsnn.neuron import FixedDecay, FixedThreshold, FixedWidth, LIFNode
 
 @register_method("fixed")
 def fixed(tau: float = 0.2, vth: float = 1.0, alpha: float = 1.0, width: float = 1.0) -> Method:
-    """tdBN scales the normalised input by ``alpha * Vth``; the rectangular width stays ``k``."""
+    """STBP-tdBN (Zheng et al. 2021): fixed LIF, threshold-dependent BN, fixed Vth and width."""
     return Method(
         neuron=lambda layer: LIFNode(FixedDecay(tau), FixedThreshold(vth), FixedWidth(width)),
         norm_scale=alpha * vth,

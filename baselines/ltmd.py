@@ -8,5 +8,6 @@ from mpdsnn.neuron import FixedWidth, LearnableDecay, LearnableThreshold, LIFNod
 
 @register_method("ltmd")
 def ltmd(init_vth: float = 0.5, init_tau: float = 0.2, width: float = 1.0) -> Method:
+    """LTMD-style learnable threshold tanh(w), trained by the surrogate gradient."""
     return Method(neuron=lambda layer: LIFNode(LearnableDecay(init_tau), LearnableThreshold(init_vth),
                                                FixedWidth(width)))

@@ -9,6 +9,7 @@ from mpdsnn.neuron import FixedThreshold, FixedWidth, LearnableDecay, LIFNode, M
 
 @register_method("mpd-agl")
 def mpd_agl(vth: float = 0.5, alpha: float = 1.0, init_tau: float = 0.2) -> Method:
+    """MPD-AGL (IJCAI 2025): Vth 0.5, BN scaled by alpha*Vth, width from the BN weight."""
     def neuron(layer: LayerContext) -> LIFNode:
         if layer.norm is None or getattr(layer.norm, "weight", None) is None:
             # A spiking layer without an affine BN in front has no gbar: fall back to the

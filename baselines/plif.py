@@ -11,5 +11,6 @@ from mpdsnn.neuron import FangPLIFDecay, FixedThreshold, LIFNode, SmoothSurrogat
 
 @register_method("plif")
 def plif(init_tau_m: float = 2.0, vth: float = 1.0, alpha: float = 4.0) -> Method:
+    """PLIF (Fang et al. 2021): learnable 1/tau_m, input scaled by it, sigmoid surrogate."""
     return Method(neuron=lambda layer: LIFNode(FangPLIFDecay(init_tau_m), FixedThreshold(vth),
                                                SmoothSurrogate("sigmoid", alpha)))

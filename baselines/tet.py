@@ -13,6 +13,7 @@ from mpdsnn.neuron import FixedDecay, FixedThreshold, FixedWidth, LIFNode
 
 @register_method("tet")
 def tet(lam: float = 1e-3, phi: float = 1.0, tau: float = 0.2, vth: float = 1.0) -> Method:
+    """TET (Deng et al. 2022): fixed LIF trained with per-timestep CE + MSE regulariser."""
     return Method(
         neuron=lambda layer: LIFNode(FixedDecay(tau), FixedThreshold(vth), FixedWidth(1.0)),
         loss=partial(tet_loss, lam=lam, phi=phi),

@@ -190,3 +190,9 @@ def vanilla(learnable_decay: bool = True, tau: float = 0.2) -> Method:
     """The paper's Vanilla-SNN: DS-ATGO's PLIF neuron, fixed Vth = 1, fixed width k = 1."""
     return Method(neuron=lambda layer: LIFNode(_decay(learnable_decay, tau), FixedThreshold(1.0),
                                                FixedWidth(1.0)))
+
+
+def method_summary(name: str) -> str:
+    """First line of the method builder's docstring (for ``mpdsnn list``)."""
+    doc = (_get_builder(name).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 
@@ -39,9 +40,22 @@ class FixedThreshold(nn.Module):
         return ThresholdStep(fire=self.vth)
 
 
-def mpd_statistics(u: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and unbiased std of all elements of ``u`` in one pass, detached."""
+def mpd_statistics(u: Tensor, sync: bool = False) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased std of all elements of ``u`` in one pass, detached.
+
+    ``sync=True`` under torch.distributed all-reduces (count, sum, sum of squares) so every rank
+    gets the statistics of the global batch, exactly what one process would compute on it.
+    """
     u = u.detach()
+    if sync and dist.is_available() and dist.is_initialized():
+        u64 = u.double()
+        moments = torch.stack([torch.tensor(float(u.numel()), dtype=torch.float64, device=u.device),
+                               u64.sum(), (u64 * u64).sum()])
+        dist.all_reduce(moments)
+        n, total, squares = moments.unbind()
+        mean = total / n
+        var = ((squares - n * mean * mean) / (n - 1)).clamp_min(0)
+        return mean.to(u.dtype), var.sqrt().to(u.dtype)
     if u.numel() < 2:
         return u.mean(), torch.zeros((), dtype=u.dtype, device=u.device)
     std, mean = torch.std_mean(u.float())
@@ -84,6 +98,7 @@ class AdaptiveThreshold(nn.Module):
         self.fire_adaptive, self.eval_source = fire_adaptive, eval_source
         self.register_buffer("vth", torch.tensor(float(vth)))
         self.register_buffer("running", torch.full((T,), float(vth)))
+        self.sync = False  # set by the engine under DDP: statistics over the global batch
 
     def forward(self, u: Tensor, t: int, tau: Tensor | float) -> ThresholdStep:
         if t >= self.running.numel():
@@ -91,7 +106,7 @@ class AdaptiveThreshold(nn.Module):
                 f"this adaptive threshold was built for T={self.running.numel()} timesteps but "
                 f"received timestep {t + 1}; build the model with the T you train with"
             )
-        mean, std = mpd_statistics(u)
+        mean, std = mpd_statistics(u, self.sync)
         if self.training or self.eval_source == "batch":
             stat = (self.fc * (mean + std)).clamp_min(self.min_theta)
             if self.training:

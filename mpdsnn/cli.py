@@ -1,0 +1,193 @@
+"""``mpdsnn``: one command for training, evaluation, listing, reports, claims, benchmarks and the UI.
+
+User errors print one line (``error: ...``) and exit 2 without a traceback; a run stopped by a
+signal exits 143 after saying how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from mpdsnn.errors import UserError
+
+log = logging.getLogger("mpdsnn")
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value) if value != "" else None
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {"method": args.method, "dataset": args.dataset, "model": args.model, "seed": args.seed,
+             "epochs": args.epochs, "T": args.T, "lr": args.lr, "batch_size": args.batch_size,
+             "device": args.device, "limit_batches": args.limit_batches,
+             "checkpoint_dir": args.checkpoint_dir, "mirror": args.mirror}
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if args.no_tracking:
+        overrides["tracking"] = False
+    overrides.update(dict(args.set or []))
+    if args.method_option:
+        overrides["method_options"] = {**overrides.get("method_options", {}), **dict(args.method_option)}
+    return overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mpdsnn.config import build_config, config_from_params
+    from mpdsnn.train import train
+
+    overrides = _train_overrides(args)
+    if args.params:
+        missing = [f for f in ("dataset", "method", "seed") if f not in overrides]
+        if missing:
+            raise UserError(f"--params needs --{', --'.join(missing)} (the stage's matrix values)")
+        rest = {k: v for k, v in overrides.items() if k not in ("dataset", "method", "seed")}
+        config = config_from_params(args.params, overrides["dataset"], overrides["method"],
+                                    overrides["seed"], rest)
+    else:
+        config = build_config(args.config, overrides)
+    metrics = train(config, Path(args.out), resume=args.resume)
+    print(json.dumps({k: metrics[k] for k in ("best_test_acc", "last_test_acc", "train_seconds")}))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Fetch or read a dataset, verify it and build its caches; write a small summary whose
+    content changes exactly when the data does (the DVC train stages depend on it)."""
+    from mpdsnn.data import DataConfig, dataset_info, load_dataset
+    from mpdsnn.runfolder import write_json
+
+    info = dataset_info(args.dataset)
+    config = DataConfig(root=Path(args.root), T=args.T or info.default_T, seed=args.seed,
+                        mirror=Path(args.mirror) if args.mirror else None, download=not args.no_download,
+                        augment=False, options=dict(args.option or []))
+    splits = load_dataset(args.dataset, config)
+    summary = {"dataset": args.dataset, "fingerprint": splits.fingerprint, "train": len(splits.train),
+               "val": len(splits.val) if splits.val is not None else 0, "test": len(splits.test),
+               "notes": splits.notes}
+    if args.out:
+        write_json(Path(args.out), summary)
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mpdsnn.evaluate import evaluate_run
+
+    print(json.dumps(evaluate_run(Path(args.run_dir), device=args.device), indent=2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from mpdsnn.data import dataset_info, list_datasets
+    from mpdsnn.methods import list_methods, method_summary
+    from mpdsnn.models import list_models
+
+    print("methods:")
+    for name in list_methods():
+        print(f"  {name:10s} {method_summary(name)}")
+    print("datasets:")
+    for name in list_datasets():
+        info = dataset_info(name)
+        print(f"  {name:12s} {info.kind:7s} {'x'.join(map(str, info.input_shape)):9s} "
+              f"{info.num_classes:3d} classes  T={info.default_T:<3d} {info.description}")
+    print("models:")
+    for name in list_models():
+        print(f"  {name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mpdsnn", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one method on one dataset into a run folder")
+    p.add_argument("--config", type=Path, help="YAML file of config keys (flags override it)")
+    p.add_argument("--params", type=Path, help="a DVC params.yaml: train < datasets.<dataset> < "
+                   "method_options.<method> (what the pipelines use)")
+    p.add_argument("--method")
+    p.add_argument("--dataset")
+    p.add_argument("--model")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--T", type=int, help="timesteps (default: the dataset's)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--limit-batches", type=int, help="smoke runs: batches per epoch")
+    p.add_argument("--checkpoint-dir", help="where resume checkpoints go (default OUT/checkpoint)")
+    p.add_argument("--mirror", help="a local copy of the dataset to read instead of downloading")
+    p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
+                   help="any config key, e.g. --set weight_decay=5e-4 (repeatable)")
+    p.add_argument("--method-option", action="append", type=_key_value, metavar="KEY=VALUE",
+                   help="a method option, e.g. --method-option fc=1.2 (repeatable)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--out", required=True, help="the run folder to write")
+    p.add_argument("--resume", action="store_const", const="strict", default=None,
+                   help="continue from the checkpoint; refuse if the config differs")
+    p.add_argument("--resume-if-compatible", dest="resume", action="store_const", const="auto",
+                   help="continue from a checkpoint of the same config, else start afresh (pipelines)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prepare", help="fetch (or read a mirror of) a dataset, verify and cache it")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--root", default="data", help="cache and download folder")
+    p.add_argument("--mirror", help="a local copy to read instead of downloading")
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading")
+    p.add_argument("--T", type=int, help="timesteps to cache frames for (event data)")
+    p.add_argument("--seed", type=int, default=0, help="seed of any split the dataset makes")
+    p.add_argument("--option", action="append", type=_key_value, metavar="KEY=VALUE")
+    p.add_argument("--out", help="write the summary JSON here")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a finished run folder on its test set")
+    p.add_argument("run_dir")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("list", help="list methods, datasets and models")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+        handler: logging.Handler = RichHandler(show_path=False, markup=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler()
+        fmt = "%(asctime)s %(levelname)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for noisy in ("mlflow", "alembic", "urllib3", "git", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 143 if "stopped by signal" in str(exc) else 2
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command with --resume to continue from the last "
+              "checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

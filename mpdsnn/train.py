@@ -1,0 +1,480 @@
+"""The training engine: epochs, evaluation, probes, checkpoints and resume, device, AMP, DDP.
+
+The engine knows a method only through its registry entry, a dataset only through the dataset
+registry, and MLflow only through :mod:`mpdsnn.tracking`. One call, :func:`train`, turns a
+validated :class:`TrainConfig` into a run folder (docs/run-folder.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import os
+import random
+import signal
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import yaml
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from mpdsnn.config import TrainConfig
+from mpdsnn.data import DataConfig, DataSplits, dataset_info, load_dataset
+from mpdsnn.errors import UserError
+from mpdsnn.losses import predict
+from mpdsnn.methods import Method, create_method
+from mpdsnn.models import create_model
+from mpdsnn.neuron import AdaptiveThreshold
+from mpdsnn.probes import ProbeResult, run_probes, save_probes
+from mpdsnn.provenance import environment
+from mpdsnn.runfolder import RESUMABLE_CHANGES, RunLock, load_checkpoint, prepare_folder, save_checkpoint, write_json
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT arrived; the last epoch's checkpoint is on disk."""
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+    if name == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+def time_first(x: Tensor, T: int) -> Tensor:
+    """Static ``[N, C, H, W]`` -> direct encoding ``[T, N, C, H, W]``; frames ``[N, T, ...]`` ->
+    ``[T, N, ...]``."""
+    if x.dim() == 4:
+        return x.unsqueeze(0).expand(T, *x.shape).contiguous()
+    if x.dim() == 5:
+        if x.shape[1] != T:
+            raise UserError(f"event frames have {x.shape[1]} timesteps but the model runs T={T}")
+        return x.transpose(0, 1).contiguous()
+    raise ValueError(f"expected a batch of images [N,C,H,W] or frames [N,T,C,H,W], got {tuple(x.shape)}")
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(rank=int(os.environ["RANK"]), world_size=world,
+                   local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+@dataclass
+class RunState:
+    """Everything that must survive an interruption, so a resumed run ends with the same numbers."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    probes: list[ProbeResult] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+def _set_threshold_source(model: nn.Module, source: str) -> list[tuple[AdaptiveThreshold, str]]:
+    changed = []
+    for m in model.modules():
+        if isinstance(m, AdaptiveThreshold):
+            changed.append((m, m.eval_source))
+            m.eval_source = source
+    return changed
+
+
+@contextlib.contextmanager
+def batch_statistics_thresholds(model: nn.Module) -> Iterator[bool]:
+    """Evaluate with each batch's own MPD statistics (the paper's "no moving average")."""
+    changed = _set_threshold_source(model, "batch")
+    try:
+        yield bool(changed)
+    finally:
+        for module, source in changed:
+            module.eval_source = source
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: Path, resume: str | bool | None = None) -> None:
+        self.cfg, self.out = config, Path(out)
+        self.resume = "strict" if resume is True else (resume or None)
+        self.dist = Distributed.from_env()
+        self.ckpt_path = Path(config.checkpoint_dir or self.out / "checkpoint") / "last.pt"
+        info = dataset_info(config.dataset)
+        self.info = info
+        self.T = config.T or info.default_T
+        self.model_name = config.model or info.default_model
+        self.method: Method = create_method(config.method, **config.method_options)
+        self._stop_signal: int | None = None
+
+    # ----- set-up -----------------------------------------------------------------------------
+    def _load_data(self) -> DataSplits:
+        c = self.cfg
+        return load_dataset(c.dataset, DataConfig(
+            root=Path(c.data_root), T=self.T, seed=c.seed, mirror=Path(c.mirror) if c.mirror else None,
+            download=c.download, augment=c.augment, train_subset=c.train_subset,
+            test_subset=c.test_subset, options=dict(c.dataset_options)))
+
+    def _build_model(self, sample: Tensor) -> nn.Module:
+        options = {**self.info.model_options, **self.cfg.model_options}
+        if "input_size" in self.info.model_options and "input_size" not in self.cfg.model_options:
+            options["input_size"] = sample.shape[-1]
+        in_channels = sample.shape[-3]
+        return create_model(self.model_name, self.method, T=self.T, num_classes=self.info.num_classes,
+                            in_channels=in_channels, **options)
+
+    def _optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, Any]:
+        c = self.cfg
+        if c.optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=c.momentum,
+                                                         weight_decay=c.weight_decay)
+        else:
+            opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        if c.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs)
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        return opt, sched
+
+    def _loader(self, data: Dataset, train: bool, epoch: int = 0) -> DataLoader:
+        c = self.cfg
+        generator = torch.Generator().manual_seed(c.seed * 100_003 + epoch)
+        sampler = None
+        if train and self.dist.world_size > 1:
+            sampler = DistributedSampler(data, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                         shuffle=True, seed=c.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        batch = c.batch_size // self.dist.world_size if train else c.batch_size
+        return DataLoader(data, batch_size=max(1, batch), shuffle=train and sampler is None,
+                          sampler=sampler, generator=generator, num_workers=c.num_workers,
+                          drop_last=False, pin_memory=self.device.type == "cuda")
+
+    # ----- one epoch --------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        enabled = self.cfg.amp and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _to_input(self, x: Tensor) -> Tensor:
+        x = time_first(x.to(self.device, non_blocking=True), self.T)
+        return x
+
+    def _train_epoch(self, model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer,
+                     epoch: int) -> tuple[float, float]:
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        batches = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if self.dist.is_main else True)
+        for i, (x, y) in enumerate(batches):
+            if self.cfg.limit_batches is not None and i >= self.cfg.limit_batches:
+                break
+            if self._stop_signal is not None:
+                raise Interrupted()
+            x, y = self._to_input(x), y.to(self.device)
+            with self._autocast():
+                out = model(x)
+                loss = self.method.loss(out, y, self.cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {epoch}, batch {i + 1}; the last good "
+                    f"checkpoint is {self.ckpt_path if self.ckpt_path.exists() else 'none (first epoch)'}"
+                    "; lower the learning rate (lr) or add grad_clip, then train again")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+            opt.step()
+            total_loss += loss.item() * y.numel()
+            correct += (predict(out.detach()) == y).sum().item()
+            seen += y.numel()
+        return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: Dataset) -> tuple[float, float]:
+        model.eval()
+        total_loss, correct, seen = 0.0, 0, 0
+        for i, (x, y) in enumerate(self._loader(data, train=False)):
+            if self.cfg.limit_batches is not None and i >= self.cfg.limit_batches:
+                break
+            x, y = self._to_input(x), y.to(self.device)
+            with self._autocast():
+                out = model(x)
+            total_loss += self.method.loss(out, y, 0.0).item() * y.numel()
+            correct += (predict(out.float()) == y).sum().item()
+            seen += y.numel()
+        return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1)
+
+    # ----- checkpoints ------------------------------------------------------------------------
+    def _checkpoint_state(self, model: nn.Module, opt, sched, state: RunState) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "epoch": state.epoch,
+            "model": _unwrap(model).state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "history": state.history,
+            "train_seconds": state.train_seconds,
+            "probes": [_probe_to_plain(p) for p in state.probes],
+            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+                    "python_version": random.getstate()[0],
+                    "numpy": np.random.get_state()[1].tolist(), "numpy_pos": int(np.random.get_state()[2])},
+        }
+
+    def _restore(self, ckpt: dict[str, Any], model: nn.Module, opt, sched) -> RunState:
+        _unwrap(model).load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        random.setstate((rng["python_version"], tuple(rng["python"]), None))
+        np.random.set_state(("MT19937", np.array(rng["numpy"], dtype=np.uint32), rng["numpy_pos"], 0, 0.0))
+        return RunState(epoch=ckpt["epoch"], history=list(ckpt["history"]),
+                        probes=[_probe_from_plain(p) for p in ckpt["probes"]],
+                        train_seconds=ckpt["train_seconds"])
+
+    # ----- the run ----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        c = self.cfg
+        if self.dist.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() and c.device != "cpu" else "gloo")
+        self.device = select_device(c.device, self.dist.local_rank)
+        seed_everything(c.seed, c.deterministic)
+        config_dict = {**c.to_dict(), "T": self.T, "model": self.model_name,
+                       "method_options": self.method.options}
+        lock = contextlib.nullcontext()
+        if self.dist.is_main:
+            prepare_folder(self.out, config_dict, self.resume)
+            lock = RunLock(self.out)
+        with lock, self._signals():
+            return self._run(config_dict)
+
+    def _run(self, config_dict: dict[str, Any]) -> dict[str, Any]:
+        c = self.cfg
+        splits = self._load_data()
+        sample = splits.train[0][0]
+        model = self._build_model(sample).to(self.device)
+        if c.channels_last and self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        if self.dist.world_size > 1:
+            for m in model.modules():
+                if isinstance(m, AdaptiveThreshold):
+                    m.sync = c.sync_thresholds
+            model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index]
+                                                        if self.device.type == "cuda" else None)
+        opt, sched = self._optimizer(model)
+        state = RunState()
+        if self.resume and self.ckpt_path.exists():
+            ckpt = load_checkpoint(self.ckpt_path)
+            changed = _config_changes(ckpt["config"], c.to_dict())
+            if not changed:
+                state = self._restore(ckpt, model, opt, sched)
+                log.info("resumed from %s after epoch %d", self.ckpt_path, state.epoch)
+            elif self.resume == "auto":
+                log.warning("checkpoint %s is of another config (%s changed): starting afresh",
+                            self.ckpt_path, ", ".join(changed))
+            else:
+                raise UserError(f"checkpoint {self.ckpt_path} was made with another config "
+                                f"({', '.join(changed)} changed); resume with the original "
+                                "settings or delete the checkpoint to start afresh")
+        elif self.resume:
+            log.info("--resume: no checkpoint at %s yet, starting from scratch", self.ckpt_path)
+        env = environment(self.device, splits.fingerprint)
+        tracker = self._open_tracker(config_dict, splits.fingerprint)
+        if self.dist.is_main:
+            (self.out / "config.yaml").write_text(yaml.safe_dump(config_dict, sort_keys=True))
+            write_json(self.out / "env.json", env)
+            tracker.log_params(config_dict)
+        probe_x = self._probe_batch(splits.test)
+        try:
+            for epoch in range(state.epoch + 1, c.epochs + 1):
+                start = time.perf_counter()
+                loader = self._loader(splits.train, train=True, epoch=epoch)
+                train_loss, train_acc = self._train_epoch(model, loader, opt, epoch)
+                sched.step()
+                val_acc = self.evaluate(model, splits.val)[1] if splits.val is not None else None
+                test_loss, test_acc = self.evaluate(model, splits.test)
+                seconds = time.perf_counter() - start
+                row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
+                       "train_acc": train_acc, "val_acc": val_acc, "test_loss": test_loss,
+                       "test_acc": test_acc, "seconds": seconds}
+                state.history.append(row)
+                state.train_seconds += seconds
+                state.epoch = epoch
+                probe = None
+                if epoch == c.epochs or (c.probe_every and epoch % c.probe_every == 0):
+                    probe = run_probes(_unwrap(model), probe_x, epoch)
+                    state.probes.append(probe)
+                self._log_epoch(row, probe, tracker)
+                if self.dist.is_main:
+                    save_checkpoint(self.ckpt_path, self._checkpoint_state(model, opt, sched, state))
+        except Interrupted:
+            tracker.finish("KILLED")
+            raise UserError(f"stopped by signal {self._stop_signal} during epoch {state.epoch + 1}; "
+                            f"the checkpoint after epoch {state.epoch} is {self.ckpt_path}: "
+                            "run the same command with --resume to continue") from None
+        except BaseException:
+            tracker.finish("FAILED")
+            raise
+        metrics = self._finish(model, splits, state, env, tracker)
+        return metrics
+
+    def _probe_batch(self, data: Dataset) -> Tensor:
+        n = min(self.cfg.probe_samples, len(data))
+        xs = torch.stack([data[i][0] for i in range(n)])
+        return self._to_input(xs)
+
+    def _log_epoch(self, row: dict[str, Any], probe: ProbeResult | None, tracker) -> None:
+        if not self.dist.is_main:
+            return
+        val = f" val {row['val_acc']:.2f}%" if row["val_acc"] is not None else ""
+        log.info("epoch %d/%d  loss %.4f  train %.2f%%%s  test %.2f%%  lr %.4g  %.1fs", row["epoch"],
+                 self.cfg.epochs, row["train_loss"], row["train_acc"], val, row["test_acc"], row["lr"],
+                 row["seconds"])
+        metrics = {"train/loss": row["train_loss"], "train/acc": row["train_acc"],
+                   "test/loss": row["test_loss"], "test/acc": row["test_acc"], "lr": row["lr"]}
+        if row["val_acc"] is not None:
+            metrics["val/acc"] = row["val_acc"]
+        if probe is not None:
+            for r in probe.layers.itertuples():
+                metrics[f"probe/firing_rate/layer{r.layer:02d}"] = r.firing_rate
+                metrics[f"probe/grad_available/layer{r.layer:02d}"] = r.grad_available
+        tracker.log_metrics(metrics, step=row["epoch"])
+
+    def _finish(self, model: nn.Module, splits: DataSplits, state: RunState, env: dict[str, Any],
+                tracker) -> dict[str, Any]:
+        hist = pd.DataFrame(state.history)
+        best = hist.loc[hist["test_acc"].idxmax()]
+        metrics: dict[str, Any] = {
+            "status": "finished", "method": self.cfg.method, "dataset": self.cfg.dataset,
+            "model": self.model_name, "seed": self.cfg.seed, "T": self.T, "epochs": self.cfg.epochs,
+            "best_test_acc": float(best["test_acc"]), "best_epoch": int(best["epoch"]),
+            "last_test_acc": float(hist["test_acc"].iloc[-1]),
+            "val_selected_test_acc": None, "val_selected_epoch": None,
+            "train_seconds": state.train_seconds,
+            "params": sum(p.numel() for p in model.parameters()),
+            "data_fingerprint": splits.fingerprint, "git_commit": env["git_commit"],
+        }
+        if hist["val_acc"].notna().any():
+            sel = hist.loc[hist["val_acc"].astype(float).idxmax()]
+            metrics["val_selected_test_acc"] = float(sel["test_acc"])
+            metrics["val_selected_epoch"] = int(sel["epoch"])
+        last_probe = state.probes[-1]
+        metrics["mean_firing_rate"] = float(last_probe.layers["firing_rate"].mean())
+        metrics["sops_per_sample"] = last_probe.sops_per_sample
+        metrics["energy_uj_per_sample"] = last_probe.energy_uj_per_sample
+        with batch_statistics_thresholds(_unwrap(model)) as has_adaptive:
+            if has_adaptive:
+                metrics["test_acc_batch_thresholds"] = self.evaluate(model, splits.test)[1]
+        if self.dist.is_main:
+            hist.to_csv(self.out / "history.csv", index=False)
+            save_probes(state.probes, self.out / "probes")
+            torch.save({"config": self.cfg.to_dict(), "T": self.T, "model_name": self.model_name,
+                        "state_dict": _unwrap(model).state_dict()}, self.out / "model.pt")
+            write_json(self.out / "metrics.json", metrics)
+            tracker.log_metrics({"final/best_test_acc": metrics["best_test_acc"],
+                                 "final/last_test_acc": metrics["last_test_acc"]}, step=self.cfg.epochs)
+            tracker.log_artifacts(self.out)
+            tracker.finish("FINISHED")
+            log.info("finished: best test %.2f%% (epoch %d), last %.2f%%  -> %s", metrics["best_test_acc"],
+                     metrics["best_epoch"], metrics["last_test_acc"], self.out)
+        return metrics
+
+    def _open_tracker(self, config_dict: dict[str, Any], fingerprint: str):
+        from mpdsnn.tracking import open_tracker
+        c = self.cfg
+        name = c.run_name or f"{c.dataset}/{c.method}/seed{c.seed}"
+        tags = {"method": c.method, "dataset": c.dataset, "model": self.model_name, "seed": str(c.seed),
+                "T": str(self.T), "data_fingerprint": fingerprint,
+                "git_commit": environment(self.device, fingerprint)["git_commit"],
+                "dvc_stage": os.environ.get("MPDSNN_DVC_STAGE", ""), "run_folder": str(self.out.resolve())}
+        return open_tracker(name, c.experiment, tags, enabled=c.tracking and self.dist.is_main,
+                            uri=c.tracking_uri)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM (what schedulers send before a kill) stops at the next batch boundary; the
+        epoch checkpoint already on disk is what --resume continues from."""
+        def handler(signum: int, _frame: Any) -> None:
+            self._stop_signal = signum
+
+        if not _is_main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new)
+                  if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+
+
+def _is_main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _probe_to_plain(p: ProbeResult) -> dict[str, Any]:
+    return {"layers": p.layers.to_dict("list"), "timesteps": p.timesteps.to_dict("list"),
+            "hist": torch.from_numpy(p.hist_counts), "layer_names": p.layer_names,
+            "sops": p.sops_per_sample, "enc": p.encoding_macs_per_sample, "energy": p.energy_uj_per_sample}
+
+
+def _probe_from_plain(d: dict[str, Any]) -> ProbeResult:
+    return ProbeResult(layers=pd.DataFrame(d["layers"]), timesteps=pd.DataFrame(d["timesteps"]),
+                       hist_counts=d["hist"].numpy(), layer_names=list(d["layer_names"]),
+                       sops_per_sample=d["sops"], encoding_macs_per_sample=d["enc"],
+                       energy_uj_per_sample=d["energy"])
+
+
+def train(config: TrainConfig, out: Path, resume: str | bool | None = None) -> dict[str, Any]:
+    """Train one run into ``out`` (a run folder); returns its final metrics."""
+    return Trainer(config, out, resume).run()
+
+
+

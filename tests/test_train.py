@@ -1,0 +1,216 @@
+"""The training engine and the CLI: real training on the embedded digits, resume after a real
+kill, and every user error's message and exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mpdsnn.cli import main
+from mpdsnn.config import build_config
+from mpdsnn.train import train
+
+FAST = ["--dataset", "digits", "--epochs", "2", "--batch-size", "64", "--no-tracking",
+        "--set", "train_subset=400", "--set", "test_subset=200", "--set", "probe_samples=64"]
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.slow
+def test_train_writes_a_complete_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(["train", "--method", "ds-atgo", *FAST, "--out", str(out)], capsys)
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "finished" and metrics["epochs"] == 2
+    assert metrics["best_test_acc"] == max(pd.read_csv(out / "history.csv")["test_acc"])
+    assert 0 < metrics["mean_firing_rate"] < 1 and "test_acc_batch_thresholds" in metrics
+    env = json.loads((out / "env.json").read_text())
+    assert len(env["git_commit"]) in (7, 40) or env["git_commit"] == "unknown"
+    assert env["packages"]["torch"] == torch.__version__.split("+")[0] or env["packages"]["torch"]
+    assert env["data_fingerprint"] == metrics["data_fingerprint"]
+    layers = pd.read_csv(out / "probes" / "layers.csv")
+    assert len(layers) == 5 and layers["firing_rate"].between(0, 1).all()
+    steps = pd.read_csv(out / "probes" / "timesteps.csv")
+    assert set(steps["t"]) == {1, 2, 3, 4}
+    hist = __import__("numpy").load(out / "probes" / "mpd_hist.npz")
+    assert hist["counts"].shape[:2] == (5, 4)
+    assert json.loads(stdout)["best_test_acc"] == metrics["best_test_acc"]
+
+
+def test_same_seed_same_numbers_on_cpu(tmp_path):
+    cfg = dict(dataset="digits", method="vanilla", epochs=1, batch_size=64, train_subset=200,
+               test_subset=100, probe_samples=32, tracking=False, seed=3)
+    a = train(build_config(overrides=cfg), tmp_path / "a")
+    b = train(build_config(overrides=cfg), tmp_path / "b")
+    ha, hb = pd.read_csv(tmp_path / "a/history.csv"), pd.read_csv(tmp_path / "b/history.csv")
+    assert ha.drop(columns="seconds").equals(hb.drop(columns="seconds"))
+    assert a["best_test_acc"] == b["best_test_acc"]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_numbers(tmp_path):
+    """Kill a real training process after its first checkpoint, resume it, and compare with an
+    uninterrupted run of the same config: same history and same final weights."""
+    args = ["train", "--method", "ds-atgo", "--dataset", "digits", "--epochs", "3",
+            "--batch-size", "64", "--no-tracking", "--set", "train_subset=600",
+            "--set", "test_subset=200", "--set", "probe_samples=64"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "mpdsnn.cli"]
+    subprocess.run([*cmd, *args, "--out", str(tmp_path / "full")], check=True, env=env,
+                   capture_output=True)
+
+    victim = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, *args, "--out", str(victim)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = victim / "checkpoint" / "last.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (victim / "metrics.json").exists()
+
+    again = subprocess.run([*cmd, *args, "--out", str(victim)], env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+
+    resumed = subprocess.run([*cmd, *args, "--out", str(victim), "--resume"], env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    full = pd.read_csv(tmp_path / "full/history.csv").drop(columns="seconds")
+    back = pd.read_csv(victim / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(full, back)
+    wa = torch.load(tmp_path / "full/model.pt", weights_only=True)["state_dict"]
+    wb = torch.load(victim / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_cleanly_for_resume(tmp_path):
+    args = ["train", "--method", "vanilla", "--dataset", "digits", "--epochs", "50",
+            "--batch-size", "16", "--no-tracking", "--out", str(tmp_path / "r")]
+    proc = subprocess.Popen([sys.executable, "-m", "mpdsnn.cli", *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "r" / "checkpoint" / "last.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    assert "--resume" in err and "Traceback" not in err
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["epoch"] >= 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "ds-atg0"], "unknown method 'ds-atg0'; valid methods: "),
+    (["--dataset", "cifar11"], "unknown dataset 'cifar11'; valid datasets: "),
+    (["--model", "resnet20"], "unknown model 'resnet20'; valid models: "),
+    (["--T", "0"], "T must be a positive integer"),
+    (["--lr", "-0.1"], "lr must be positive, got -0.1"),
+    (["--set", "epochs=2.5"], "epochs must be an integer; got 2.5"),
+    (["--set", "learning_rate=0.1"], "unknown config key(s) learning_rate"),
+    (["--method-option", "fcc=2"], "unknown option(s) fcc for method 'ds-atgo'"),
+])
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
+    code, _, err = run_cli(["train", *FAST, *args, "--out", str(tmp_path / "x")], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_unknown_key_in_yaml_names_the_file(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochs: 1\nbatchsize: 3\n")
+    code, _, err = run_cli(["train", "--config", str(cfg), "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "batchsize" in err and str(cfg) in err
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["train", "--method", "fixed", *FAST, "--epochs", "1", "--out", str(out)], capsys)[0] == 0
+    before = (out / "metrics.json").read_text()
+    code, _, err = run_cli(["train", "--method", "fixed", *FAST, "--out", str(out)], capsys)
+    assert code == 2 and "already holds a finished run" in err
+    assert (out / "metrics.json").read_text() == before
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["train", "--method", "vanilla", *FAST, "--epochs", "1", "--set", "train_subset=64",
+                    "--out", str(out)], capsys)[0] == 0
+    (out / "metrics.json").unlink()  # pretend it was interrupted
+    (out / "checkpoint" / "last.pt").write_bytes(b"\x00garbage")
+    code, _, err = run_cli(["train", "--method", "vanilla", *FAST, "--epochs", "1", "--set",
+                            "train_subset=64", "--out", str(out), "--resume"], capsys)
+    assert code == 2 and "is corrupt or unreadable" in err and "delete it" in err
+
+
+def test_nan_loss_stops_with_epoch_and_checkpoint(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--method", "vanilla", *FAST, "--lr", "1e38",
+                            "--set", "weight_decay=0", "--out", str(tmp_path / "nan")], capsys)
+    assert code == 2
+    assert "loss became" in err and "at epoch" in err and "last good checkpoint" in err
+
+
+def test_resume_with_a_changed_config_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["train", "--method", "vanilla", *FAST, "--epochs", "1", "--set", "train_subset=64",
+                    "--out", str(out)], capsys)[0] == 0
+    (out / "metrics.json").unlink()
+    code, _, err = run_cli(["train", "--method", "vanilla", *FAST, "--epochs", "1", "--set",
+                            "train_subset=64", "--lr", "0.5", "--out", str(out), "--resume"], capsys)
+    assert code == 2 and "lr changed" in err
+
+
+def test_unwritable_output_folder_fails_before_training(tmp_path, capsys):
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root ignores permissions)")
+        code, _, err = run_cli(["train", *FAST, "--out", str(locked / "run")], capsys)
+        assert code == 2 and "cannot write to the output folder" in err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_path_that_is_a_file_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(["train", *FAST, "--out", str(blocker / "run")], capsys)
+    assert code == 2 and "cannot write to the output folder" in err
+
+
+def test_list_shows_methods_datasets_models(capsys):
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0
+    for name in ("ds-atgo", "mpd-agl", "digits", "digits-dvs", "resnet19", "vggsnn"):
+        assert name in out
+
+
+def test_two_processes_cannot_write_one_run_folder(tmp_path, capsys):
+    from mpdsnn.runfolder import RunLock
+    out = tmp_path / "run"
+    out.mkdir()
+    with RunLock(out):  # another open file description: flock conflicts exactly as across processes
+        code, _, err = run_cli(["train", *FAST, "--out", str(out)], capsys)
+    assert code == 2 and "is in use by another process" in err
