@@ -1,0 +1,32 @@
+"""Verdicts, not just numbers: the paper's claims checked on run folders (PASS / FAIL /
+INCONCLUSIVE with effect sizes and intervals), and published numbers next to reproduced ones.
+
+Everything here reads run folders (docs/run-folder.md) only; nothing retrains.
+"""
+
+from mpdsnn.verdicts.claims import (
+    CLAIMS,
+    ClaimResult,
+    check_claims,
+    claims_from_runs,
+    claims_markdown,
+    main,
+)
+from mpdsnn.verdicts.published import compare_published, published_markdown, published_results
+from mpdsnn.verdicts.published_data import PUBLISHED, PublishedResult
+from mpdsnn.verdicts.runs import load_runs
+
+__all__ = [
+    "CLAIMS",
+    "PUBLISHED",
+    "ClaimResult",
+    "PublishedResult",
+    "check_claims",
+    "claims_from_runs",
+    "claims_markdown",
+    "compare_published",
+    "load_runs",
+    "main",
+    "published_markdown",
+    "published_results",
+]
