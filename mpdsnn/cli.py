@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list methods, datasets and models")
     p.set_defaults(func=cmd_list)
+
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, help=f"{text} (see `mpdsnn {name} --help`)", add_help=False)
     return parser
 
 
@@ -175,7 +178,18 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# Subcommands whose parsers live with their packages: argv after the name is theirs.
+DELEGATED = {
+    "claims": ("mpdsnn.verdicts", "check the paper's claims and compare with published numbers"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        _configure_logging(False)
+        module = __import__(DELEGATED[argv[0]][0], fromlist=["main"])
+        return module.main(argv[1:])
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
