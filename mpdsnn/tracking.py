@@ -1,0 +1,324 @@
+"""MLflow tracking: the only module that talks to MLflow, so training never depends on it.
+
+MLflow is where people browse and compare runs; the run folders (docs/run-folder.md) stay the
+source of truth. Hence every call here is best-effort: the first tracking failure is logged once
+as a warning and the `Tracker` turns into a no-op, so an unreachable server or a broken store
+costs a warning, never a training run.
+
+Store. Without an explicit URI or `MLFLOW_TRACKING_URI`, runs go to `<root>/mlflow.db` (SQLite;
+MLflow 3 refuses the old ./mlruns file store) with artifacts in `<root>/mlartifacts/`, where
+<root> is the project folder holding `.dvc/` or `.git/`. Both paths are absolute, and a DVC
+experiment running in a copy under `<root>/.dvc/tmp/exps/...` resolves to the outer <root>, so
+queued and `--temp` experiments share one store.
+
+Usage (the engine logs from rank 0 only)::
+
+    tracker = open_tracker("ds-atgo-cifar10-seed0", "mpdsnn", tags, enabled=rank == 0)
+    tracker.log_params(config)                       # nested keys become "a.b.c"
+    for epoch in ...: tracker.log_metrics({"test_acc": acc}, step=epoch)
+    tracker.log_artifacts(run_dir); tracker.log_model(model); tracker.finish()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mpdsnn.errors import UserError
+
+_log = logging.getLogger(__name__)
+
+DB_NAME = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+# An unreachable server should cost seconds: MLflow's defaults (7 retries with exponential
+# backoff, 120 s timeout) would stall training for minutes. Only set when the user has not.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# MLflow limits (mlflow.utils.validation): params per batch, metrics per batch, param value length.
+_PARAMS_PER_BATCH, _METRICS_PER_BATCH, _MAX_PARAM_LEN = 100, 1000, 6000
+
+
+def find_project_root(cwd: Path | None = None) -> Path | None:
+    """The folder holding `.dvc/` or `.git` above `cwd`; for a DVC experiment copy under
+    `<root>/.dvc/tmp/exps/...` the outer <root>. None outside any project."""
+    here = (cwd or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            here = Path(*parts[:i])
+            break
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir() or (folder / ".git").exists():
+            return folder
+    return None
+
+
+def resolve_tracking_uri(explicit: str | None = None, cwd: Path | None = None) -> str:
+    """explicit > env MLFLOW_TRACKING_URI > `sqlite:///<project root>/mlflow.db` (absolute;
+    the root is `find_project_root(cwd)`, or `cwd` itself outside a project)."""
+    if explicit:
+        return explicit
+    if env := os.environ.get("MLFLOW_TRACKING_URI"):
+        return env
+    base = cwd or Path.cwd()
+    root = find_project_root(base) or base.resolve()
+    return "sqlite:///" + (root / DB_NAME).as_posix()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (relative paths are relative to the cwd, as in
+    SQLAlchemy); None for other stores and in-memory SQLite."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return (Path.cwd() / path).resolve() if path else None
+
+
+def _artifact_root(uri: str) -> Path | None:
+    """Where a SQLite store keeps artifacts: `mlartifacts/` next to the database. None for a
+    server or another database, which choose their own artifact location."""
+    db = _sqlite_path(uri)
+    return db.parent / ARTIFACTS_DIR if db else None
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """MLflow params are flat strings: {"a": {"b": 1}, "c": [1, 2]} -> {"a.b": "1", "c": "[1, 2]"}.
+    Values longer than MLflow's limit are cut (with "...") rather than failing the run."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, name + "."))
+        else:
+            text = str(value)
+            flat[name] = text if len(text) <= _MAX_PARAM_LEN else text[: _MAX_PARAM_LEN - 3] + "..."
+    return flat
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise opening a SQLite store across processes. Two processes creating a fresh
+    database at once both run MLflow's alembic migrations and one fails ("Online migration
+    expected to match one row"); two creating the same experiment would also collide. Once the
+    store exists, concurrent runs log without locking errors (SQLite's own 5 s busy timeout)."""
+    db = _sqlite_path(uri)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; concurrent first use of a fresh store may fail once
+        fcntl = None
+    if db is None or fcntl is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _DropRetryWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Retrying")
+
+
+@contextmanager
+def _quiet_http_retries() -> Iterator[None]:
+    """urllib3 warns at every HTTP retry; the Tracker's one warning reports the outcome instead."""
+    logger, drop = logging.getLogger("urllib3.connectionpool"), _DropRetryWarnings()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
+    """Get-or-create the experiment, tolerating another process creating it in between."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            found = client.get_experiment_by_name(name)
+    if found.lifecycle_stage == "deleted":
+        _log.info("restoring deleted MLflow experiment %r to log into it", name)
+        client.restore_experiment(found.experiment_id)
+    return found.experiment_id
+
+
+class Tracker:
+    """One MLflow run, or a no-op (`active` is False) when disabled or after a failure.
+
+    No method raises on a tracking failure: the first one is logged once as a warning and the
+    tracker stops talking to MLflow. Use as a context manager to finish the run as FAILED or
+    KILLED when training raises.
+    """
+
+    def __init__(self, client: Any = None, run_id: str | None = None, uri: str | None = None):
+        self._client = client
+        self.run_id = run_id
+        self.uri = uri
+
+    @property
+    def active(self) -> bool:
+        return self._client is not None
+
+    def _guard(self, what: str, call: Callable[[Any], None]) -> None:
+        if self._client is None:
+            return
+        try:
+            with _quiet_http_retries():
+                call(self._client)
+        except Exception as exc:  # noqa: BLE001 - tracking must never stop training
+            self._client = None
+            _log.warning(
+                "MLflow tracking off for the rest of this run: %s failed at %s (%s: %s)",
+                what, self.uri, type(exc).__name__, exc,
+            )
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log the resolved config; nested dicts become dotted keys (`method_options.width`)."""
+        items = list(flatten_params(params).items())
+
+        def call(client: Any) -> None:
+            from mlflow.entities import Param
+
+            for i in range(0, len(items), _PARAMS_PER_BATCH):
+                chunk = [Param(k, v) for k, v in items[i : i + _PARAMS_PER_BATCH]]
+                client.log_batch(self.run_id, params=chunk, synchronous=True)
+
+        self._guard("log_params", call)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Log scalar metrics at `step` (the engine uses the 1-based epoch)."""
+
+        def call(client: Any) -> None:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            entries = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+            for i in range(0, len(entries), _METRICS_PER_BATCH):
+                client.log_batch(self.run_id, metrics=entries[i : i + _METRICS_PER_BATCH],
+                                 synchronous=True)
+
+        self._guard("log_metrics", call)
+
+    def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
+        """Copy the files under `folder` into the run's artifacts (under `artifact_path`)."""
+        if self._client is not None and not Path(folder).is_dir():
+            _log.warning("not logging artifacts: %s is not a folder", folder)
+            return
+        self._guard("log_artifacts",
+                    lambda client: client.log_artifacts(self.run_id, str(folder), artifact_path))
+
+    def log_model(self, model: torch.nn.Module) -> None:
+        """Log the final weights as artifact `model/state_dict.pt` (CPU tensors, a plain torch
+        state dict: `model.load_state_dict(torch.load(path))` restores it). A DDP wrapper is
+        unwrapped so the keys match the bare model."""
+        if self._client is None:
+            return
+        ddp = torch.nn.parallel.DistributedDataParallel
+        inner = model.module if isinstance(model, ddp) else model
+        state = {k: v.detach().cpu() for k, v in inner.state_dict().items()}
+
+        def call(client: Any) -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                torch.save(state, Path(tmp) / "state_dict.pt")
+                client.log_artifacts(self.run_id, tmp, "model")
+
+        self._guard("log_model", call)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """End the run with `status` (FINISHED, FAILED or KILLED); later calls are no-ops."""
+        if status not in _STATUSES:
+            raise ValueError(f"unknown run status {status!r}; valid: {', '.join(_STATUSES)}")
+        self._guard("finish", lambda client: client.set_terminated(self.run_id, status))
+        self._client = None
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.finish("FINISHED")
+        else:
+            self.finish("KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+
+
+def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enabled: bool = True,
+                 uri: str | None = None) -> Tracker:
+    """Start an MLflow run named `run_name` in `experiment` (created if missing) with `tags`
+    (method, dataset, seed, git commit, DVC stage, data fingerprint, ...) plus mlflow.runName.
+
+    `enabled=False` (every DDP rank but 0) gives a no-op tracker without touching MLflow. If the
+    store cannot be reached, one warning is logged and a no-op tracker is returned.
+    """
+    if not enabled:
+        return Tracker()
+    uri = resolve_tracking_uri(uri)
+    if uri.startswith(("http://", "https://")):
+        for name, value in _HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+    run_tags = {str(k): str(v) for k, v in tags.items()}
+    run_tags["mlflow.runName"] = run_name
+    artifacts = _artifact_root(uri)
+    location = (artifacts / experiment).as_uri() if artifacts else None
+    try:
+        from mlflow.tracking import MlflowClient
+
+        with _quiet_http_retries():
+            with _store_lock(uri):
+                client = MlflowClient(tracking_uri=uri)
+                experiment_id = _experiment_id(client, experiment, location)
+            run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+    except Exception as exc:  # noqa: BLE001 - tracking must never stop training
+        _log.warning("MLflow tracking off for this run: cannot open the store at %s (%s: %s)",
+                     uri, type(exc).__name__, exc)
+        return Tracker()
+    _log.info("MLflow run %s (%s) in experiment %r at %s",
+              run.info.run_id, run_name, experiment, uri)
+    return Tracker(client, run.info.run_id, uri)
+
+
+def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
+    """Serve the MLflow UI for the store (`mlflow ui`) until Ctrl+C; returns its exit code.
+
+    Binds 127.0.0.1 unless told otherwise. MLflow's background job runner (GenAI evaluation
+    jobs, 7 extra processes) is switched off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set.
+    """
+    uri = resolve_tracking_uri(uri)
+    if uri.startswith(("http://", "https://")):
+        raise UserError(f"{uri} is already an MLflow server: open it in a browser, or pass a "
+                        "database URI such as sqlite:///path/to/mlflow.db to serve that store")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+           "--host", host, "--port", str(port)]
+    if artifacts := _artifact_root(uri):
+        cmd += ["--artifacts-destination", artifacts.as_uri()]
+    env = {**os.environ}
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    _log.info("MLflow UI for %s at http://%s:%d (Ctrl+C stops it)", uri, host, port)
+    with subprocess.Popen(cmd, env=env) as proc:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the server got the same Ctrl+C and is shutting down
+            return proc.wait()

@@ -1,0 +1,408 @@
+"""MLflow tracking: a real SQLite store, a real `mlflow server` read back over plain HTTP, two
+processes sharing one store, an unreachable server, and URI resolution for DVC experiment copies."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from mpdsnn import tracking
+from mpdsnn.errors import UserError
+from mpdsnn.tracking import find_project_root, open_tracker, open_ui, resolve_tracking_uri
+
+TAGS = {"method": "ds-atgo", "dataset": "digits", "seed": "0", "git_commit": "abc123",
+        "dvc_stage": "train@digits-ds_atgo-0", "data_fingerprint": "sha256:feed"}
+HTTP_ENV = ("MLFLOW_TRACKING_URI", *tracking._HTTP_DEFAULTS)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No tracking env leaks in or out (open_tracker sets the HTTP timeout defaults)."""
+    for name in HTTP_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated, empty store: creating MLflow's schema costs seconds, so tests copy it."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def store_uri(template_db: Path, tmp_path: Path) -> str:
+    """A SQLite store of this test's own at tmp_path/store/mlflow.db."""
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(template_db, db)
+    return f"sqlite:///{db}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_folder(root: Path) -> Path:
+    folder = root / "run"
+    (folder / "probes").mkdir(parents=True)
+    (folder / "config.yaml").write_text("method: ds-atgo\nT: 4\n")
+    (folder / "probes" / "layers.csv").write_text("epoch,layer,firing_rate\n1,0,0.12\n")
+    return folder
+
+
+def log_a_run(uri: str, tmp_path: Path, name: str = "ds-atgo-digits-seed0") -> tuple[str, torch.nn.Module]:
+    model = torch.nn.Linear(3, 2)
+    tracker = open_tracker(name, "mpdsnn-test", TAGS, uri=uri)
+    assert tracker.active, "the store was reachable: the tracker must be live"
+    tracker.log_params({"method": "ds-atgo", "T": 4, "method_options": {"k": 1.5, "width": {"a": 2}},
+                        "milestones": [10, 20]})
+    for epoch in (1, 2, 3):
+        tracker.log_metrics({"train_loss": 1.0 / epoch, "test_acc": 50.0 + 10 * epoch}, step=epoch)
+    tracker.log_artifacts(run_folder(tmp_path))
+    tracker.log_model(model)
+    tracker.finish()
+    assert not tracker.active
+    return tracker.run_id, model
+
+
+def test_sqlite_store_roundtrip(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # nothing may land in the cwd: no ./mlruns, no mlflow.db
+    uri = store_uri
+    run_id, model = log_a_run(uri, tmp_path)
+
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"method": "ds-atgo", "T": "4", "method_options.k": "1.5",
+                               "method_options.width.a": "2", "milestones": "[10, 20]"}
+    assert {k: run.data.tags[k] for k in TAGS} == TAGS
+    assert run.data.tags["mlflow.runName"] == "ds-atgo-digits-seed0"
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "test_acc"))
+    assert history == [(1, 60.0), (2, 70.0), (3, 80.0)]
+
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.artifact_location == (tmp_path / "store" / "mlartifacts" / "mpdsnn-test").as_uri()
+    assert sorted(a.path for a in client.list_artifacts(run_id)) == ["config.yaml", "model", "probes"]
+    assert [a.path for a in client.list_artifacts(run_id, "probes")] == ["probes/layers.csv"]
+    weights = Path(client.download_artifacts(run_id, "model/state_dict.pt", str(tmp_path)))
+    state = torch.load(weights)
+    assert torch.equal(state["weight"], model.weight.detach())
+    assert list(work.iterdir()) == []
+
+    # Same experiment name again: reused, not duplicated.
+    again = open_tracker("second", "mpdsnn-test", {}, uri=uri)
+    assert client.get_run(again.run_id).info.experiment_id == run.info.experiment_id
+    again.finish("FAILED")
+    assert client.get_run(again.run_id).info.status == "FAILED"
+
+
+def test_disabled_tracker_is_a_noop(tmp_path: Path) -> None:
+    uri = "sqlite:///" + (tmp_path / "mlflow.db").as_posix()
+    tracker = open_tracker("rank1", "mpdsnn-test", TAGS, enabled=False, uri=uri)
+    assert not tracker.active and tracker.run_id is None
+    tracker.log_params({"a": 1})
+    tracker.log_metrics({"x": 1.0}, step=1)
+    tracker.log_artifacts(tmp_path)
+    tracker.log_model(torch.nn.Linear(1, 1))
+    tracker.finish()
+    assert list(tmp_path.iterdir()) == []  # no store was created
+
+
+def test_context_manager_marks_a_crashed_run_failed(store_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = store_uri
+    with pytest.raises(RuntimeError, match="diverged"):
+        with open_tracker("crash", "mpdsnn-test", {}, uri=uri) as tracker:
+            raise RuntimeError("loss diverged")
+    assert MlflowClient(uri).get_run(tracker.run_id).info.status == "FAILED"
+    with pytest.raises(ValueError, match="valid: FINISHED, FAILED, KILLED"):
+        tracker.finish("DONE")
+
+
+def test_experiment_created_by_another_process_in_between(store_uri: str) -> None:
+    """The get-or-create race: our lookup saw nothing, then someone else created it."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store_uri)
+
+    class LateClient:
+        def __init__(self) -> None:
+            self.lookups = 0
+
+        def get_experiment_by_name(self, name: str):
+            self.lookups += 1
+            return None if self.lookups == 1 else client.get_experiment_by_name(name)
+
+        def __getattr__(self, attr: str):
+            return getattr(client, attr)
+
+    existing = client.create_experiment("shared")
+    assert tracking._experiment_id(LateClient(), "shared", None) == existing
+
+
+def _concurrent_worker(uri: str, name: str, barrier, results) -> None:
+    from mpdsnn.tracking import open_tracker  # imports mlflow before the barrier
+
+    import mlflow.tracking  # noqa: F401
+
+    barrier.wait(timeout=60)
+    tracker = open_tracker(name, "mpdsnn-test", {"seed": name}, uri=uri)
+    for step in range(1, 41):
+        tracker.log_metrics({"loss": 1.0 / step, "acc": float(step)}, step=step)
+    tracker.log_params({"name": name})
+    active = tracker.active
+    tracker.finish()
+    results.put((name, tracker.run_id, active))
+
+
+def test_two_processes_share_a_fresh_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both start at once on a store that does not exist yet: without the store lock one of
+    them fails in MLflow's schema migration; afterwards SQLite must not report 'locked'."""
+    from mlflow.tracking import MlflowClient
+
+    uri = "sqlite:///" + (tmp_path / "store" / "mlflow.db").as_posix()
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # the children start here: creating the store leaves nothing in it
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_concurrent_worker, args=(uri, f"p{i}", barrier, results))
+             for i in range(2)]
+    for proc in procs:
+        proc.start()
+    try:
+        outcomes = sorted(results.get(timeout=90) for _ in procs)
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert [(name, active) for name, _, active in outcomes] == [("p0", True), ("p1", True)]
+
+    client = MlflowClient(uri)
+    for name, run_id, _ in outcomes:
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.params == {"name": name}
+        assert len(client.get_metric_history(run_id, "loss")) == 40
+    experiment = client.get_experiment_by_name("mpdsnn-test")
+    assert len(client.search_runs([experiment.experiment_id])) == 2
+    assert list(work.iterdir()) == []
+
+
+def test_unreachable_server_warns_once_and_returns_fast(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"  # bound and released: nothing listens there
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        tracker = open_tracker("offline", "mpdsnn-test", TAGS, uri=uri)
+        tracker.log_params({"a": {"b": 1}})
+        tracker.log_metrics({"x": 1.0}, step=1)
+        tracker.log_artifacts(run_folder(tmp_path))
+        tracker.log_model(torch.nn.Linear(2, 2))
+        tracker.finish()
+    elapsed = time.monotonic() - started
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "MLflow tracking off" in warnings[0].getMessage() and uri in warnings[0].getMessage()
+    assert not tracker.active
+    assert elapsed < 20, f"an unreachable server cost {elapsed:.1f} s"
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def mlflow_server(template_db: Path, tmp_path: Path):
+    """A real `mlflow server` on a free 127.0.0.1 port with a SQLite store in tmp_path."""
+    if importlib.util.find_spec("mlflow.cli") is None:
+        pytest.skip("the mlflow CLI is not installed (pip install mlflow)")
+    port = free_port()
+    db = tmp_path / "server" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(template_db, db)
+    log = (tmp_path / "server" / "server.log").open("w")
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
+         "--artifacts-destination", str(tmp_path / "server" / "artifacts"),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 45
+        while True:
+            if proc.poll() is not None:
+                pytest.fail("mlflow server exited:\n" + (tmp_path / "server" / "server.log").read_text())
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("mlflow server did not answer /health within 45 s")
+            time.sleep(0.3)
+        yield url, proc, db
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_real_server_roundtrip_over_rest(mlflow_server, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    url, proc, db = mlflow_server
+    run_id, _ = log_a_run(url, tmp_path)
+
+    run = _get_json(f"{url}/api/2.0/mlflow/runs/get?run_id={run_id}")["run"]
+    assert run["info"]["status"] == "FINISHED"
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["method_options.width.a"] == "2" and params["T"] == "4"
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert {k: tags[k] for k in TAGS} == TAGS and tags["mlflow.runName"] == "ds-atgo-digits-seed0"
+    history = _get_json(f"{url}/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=test_acc")
+    assert sorted((m["step"], m["value"]) for m in history["metrics"]) == [(1, 60.0), (2, 70.0), (3, 80.0)]
+    listed = _get_json(f"{url}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=model")
+    assert [f["path"] for f in listed["files"]] == ["model/state_dict.pt"]
+    stored = list((tmp_path / "server" / "artifacts").rglob("state_dict.pt"))
+    assert len(stored) == 1 and run_id in stored[0].parts
+
+    # A run logged straight into the server's SQLite file (what `mpdsnn ui` serves) has its
+    # artifacts next to the database, and the server lists them.
+    direct = open_tracker("direct", "mpdsnn-direct", {}, uri=f"sqlite:///{db}")
+    direct.log_artifacts(run_folder(tmp_path / "direct"))
+    direct.finish()
+    listed = _get_json(f"{url}/api/2.0/mlflow/artifacts/list?run_id={direct.run_id}")
+    assert sorted(f["path"] for f in listed["files"]) == ["config.yaml", "probes"]
+
+    # The server dies mid-training: one warning, then silence; training goes on.
+    live = open_tracker("dies", "mpdsnn-test", {}, uri=url)
+    assert live.active
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=15)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        for epoch in (1, 2, 3):
+            live.log_metrics({"test_acc": 1.0}, step=epoch)
+        live.finish()
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+    assert time.monotonic() - started < 20
+
+
+def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".git").mkdir()
+    assert resolve_tracking_uri(cwd=tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(cwd=tmp_path) == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:////x/y.db", cwd=tmp_path) == "sqlite:////x/y.db"
+
+
+def test_project_root_from_subfolders_and_dvc_experiment_copies(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / ".dvc").mkdir(parents=True)
+    (root / ".git").mkdir()
+    (root / "src" / "deep").mkdir(parents=True)
+    # DVC runs queued experiments and `--temp` ones in full copies of the repo (with their own
+    # .dvc/ and a .git file) under <root>/.dvc/tmp/exps/: they must log into the outer store.
+    copies = [root / ".dvc" / "tmp" / "exps" / "run" / "4f2a1c", root / ".dvc" / "tmp" / "exps" / "tmpa8b3"]
+    for copy in copies:
+        (copy / ".dvc").mkdir(parents=True)
+        (copy / ".git").write_text("gitdir: elsewhere\n")
+        (copy / "pipelines").mkdir()
+    expected = f"sqlite:///{root.resolve()}/mlflow.db"
+    for cwd in (root, root / "src" / "deep", *copies, copies[0] / "pipelines"):
+        assert find_project_root(cwd) == root.resolve(), cwd
+        assert resolve_tracking_uri(cwd=cwd) == expected, cwd
+    # A git worktree (.git is a file) counts as a root too.
+    worktree = tmp_path / "wt"
+    (worktree / "sub").mkdir(parents=True)
+    (worktree / ".git").write_text("gitdir: /elsewhere\n")
+    assert find_project_root(worktree / "sub") == worktree.resolve()
+
+
+def test_outside_any_project_the_store_is_in_cwd(tmp_path: Path) -> None:
+    if find_project_root(tmp_path) is not None:
+        pytest.skip(f"{tmp_path} lies inside a project folder")
+    assert find_project_root(tmp_path) is None
+    assert resolve_tracking_uri(cwd=tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+
+
+def test_open_ui_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict = {}
+
+    class FakePopen:
+        def __init__(self, cmd: list[str], env: dict) -> None:
+            seen["cmd"], seen["env"] = cmd, env
+
+        def __enter__(self) -> FakePopen:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def wait(self) -> int:
+            return 3
+
+    monkeypatch.setattr(tracking.subprocess, "Popen", FakePopen)
+    (tmp_path / ".dvc").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert open_ui(port=5123) == 3
+    root = tmp_path.resolve()
+    assert seen["cmd"][1:] == ["-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+                               "--host", "127.0.0.1", "--port", "5123",
+                               "--artifacts-destination", (root / "mlartifacts").as_uri()]
+    assert seen["env"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    with pytest.raises(UserError, match="already an MLflow server"):
+        open_ui("http://127.0.0.1:5000")
+
+
+def test_flatten_params_keeps_values_mlflow_accepts() -> None:
+    flat = tracking.flatten_params({"model": {"options": {"width": 2}, "extra": {}}, "note": "x" * 7000})
+    assert flat["model.options.width"] == "2" and flat["model.extra"] == "{}"
+    assert len(flat["note"]) == 6000 and flat["note"].endswith("...")
+
+
+def test_deleted_experiment_is_restored(store_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store_uri)
+    client.delete_experiment(client.create_experiment("mpdsnn-test"))
+    tracker = open_tracker("after-delete", "mpdsnn-test", {}, uri=store_uri)
+    assert tracker.active
+    assert client.get_experiment_by_name("mpdsnn-test").lifecycle_stage == "active"
+    tracker.finish()
