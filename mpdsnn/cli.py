@@ -106,6 +106,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from mpdsnn.tracking import open_ui
+
+    return open_ui(args.uri, host=args.host, port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpdsnn", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -157,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list methods, datasets and models")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("ui", help="open the MLflow UI on this project's run store")
+    p.add_argument("--uri", help="tracking URI (default: MLFLOW_TRACKING_URI or <project>/mlflow.db)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: local only)")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
 
     for name, (_, text) in DELEGATED.items():
         sub.add_parser(name, help=f"{text} (see `mpdsnn {name} --help`)", add_help=False)
