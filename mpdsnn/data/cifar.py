@@ -19,7 +19,7 @@ from torchvision.datasets.utils import check_integrity
 
 from mpdsnn.data.fetch import fetch_archive
 from mpdsnn.data.registry import DataConfig, DatasetInfo, DataSplits, register_dataset
-from mpdsnn.data.splits import check_options, files_digest, make_splits
+from mpdsnn.data.splits import check_options, files_digest, make_splits, relative_paths
 from mpdsnn.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def _mirror(spec: _Spec, mirror: Path) -> tuple[datasets.ImageFolder, datasets.I
         except FileNotFoundError as exc:  # a class folder without any image file
             raise UserError(f"{spec.title} mirror {mirror / split}: {exc}") from None
     train, test = splits
-    digest = files_digest([Path(p) for p, _ in train.samples + test.samples], mirror)
+    digest = files_digest(mirror, relative_paths([p for p, _ in train.samples + test.samples], mirror))
     return train, test, "files:" + digest
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tonic.io import read_aedat4, read_mnist_file
 from mpdsnn.data.archive import safe_extract
 from mpdsnn.data.fetch import fetch_archive
 from mpdsnn.data.frames import EventSource
+from mpdsnn.data.splits import relative_paths
 from mpdsnn.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ class TonicSource(EventSource):
         self.index: dict[str, tuple[int, int]] = {}
         samples: Samples = []
         for d, ds in enumerate(self.datasets):
-            for i, (path, label) in enumerate(zip(ds.data, ds.targets)):
-                relpath = Path(os.path.relpath(path, root)).as_posix()
+            for i, (relpath, label) in enumerate(zip(relative_paths(ds.data, root), ds.targets)):
                 self.index[relpath] = (d, i)
                 samples.append((relpath, int(label)))
         super().__init__(root, samples, "tonic")
@@ -171,8 +170,8 @@ def _folders(path: Path, what: str) -> list[str]:
 
 
 def _files(folder: Path, suffix: str, root: Path) -> list[str]:
-    return sorted(Path(os.path.relpath(p, root)).as_posix()
-                  for p in folder.iterdir() if p.is_file() and p.name.endswith(suffix))
+    return sorted(relative_paths([p for p in folder.iterdir()
+                                  if p.name.endswith(suffix) and p.is_file()], root))
 
 
 def cifar10dvs_mirror(mirror: Path) -> FileSource:

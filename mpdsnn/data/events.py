@@ -137,8 +137,8 @@ def _build(recipe: _Recipe, config: DataConfig, source: src.EventSource,
     return make_splits(
         EventFrames(source, train, spec, cache_dir), EventFrames(source, test, spec, cache_dir),
         config, augment, None,
-        identity={"dataset": recipe.name, "files": files_digest(
-            [source.root / p for p, _ in source.samples], source.root),
+        identity={"dataset": recipe.name,
+                  "files": files_digest(source.root, [p for p, _ in source.samples]),
             "frames": spec.key(), "sensor": spec.sensor, "seed": config.seed, **extra},
         notes={"source": f"{source.tag} {source.root}", "frames": spec.key(),
                "input_shape": (recipe.sensor[2], *spec.size),

@@ -10,9 +10,9 @@ made for another T (the trap of tonic's ``DiskCachedDataset``, whose path ignore
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,6 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mpdsnn.errors import UserError
-
-log = logging.getLogger(__name__)
 
 FRAMES_VERSION = 1  # bump when to_frames changes, so old caches are not reused
 Binning = Literal["count", "time"]
@@ -67,7 +65,7 @@ def to_frames(events: np.ndarray, spec: FrameSpec) -> Tensor:
     return frames.contiguous()
 
 
-class EventSource:
+class EventSource(ABC):
     """Where a dataset's samples are: sorted ``(relative path, label)`` pairs under ``root`` and
     how to read one into structured events. Subclasses read through tonic's dataset classes or
     tonic's file readers; :meth:`read` turns any reading failure into a :class:`UserError`
@@ -78,8 +76,9 @@ class EventSource:
         self.samples = sorted(samples)
         self.tag = tag  # e.g. "tonic" or "mirror": goes into the cache path with root's hash
 
+    @abstractmethod
     def _read(self, relpath: str) -> np.ndarray:
-        raise NotImplementedError
+        """Structured events of one recording (fields include x, y, t, p)."""
 
     def read(self, relpath: str) -> np.ndarray:
         try:
