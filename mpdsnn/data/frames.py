@@ -1,0 +1,149 @@
+"""Event streams -> frames ``[T, C, H, W]`` (C = 2 polarities), cached on disk per sample.
+
+Frames come from ``tonic.transforms.ToFrame`` with T bins of equal event count (``"count"``, the
+CIFAR10-DVS convention of SPEC section 6) or of equal duration (``"time"``), then are resized to
+the benchmark size. The cache path names EVERY preprocessing parameter (dataset, T, binning,
+size, resize mode, format version) and the source folder, so changing T can never read frames
+made for another T (the trap of tonic's ``DiskCachedDataset``, whose path ignores the transform).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tonic.transforms import ToFrame
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from mpdsnn.errors import UserError
+
+FRAMES_VERSION = 1  # bump when to_frames changes, so old caches are not reused
+Binning = Literal["count", "time"]
+ResizeMode = Literal["bilinear", "area"]
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """How one dataset's events become frames. ``sensor``: tonic's (W, H, P)."""
+
+    dataset: str
+    T: int
+    binning: Binning
+    size: tuple[int, int]  # (H, W) after resizing
+    sensor: tuple[int, int, int]
+    resize: ResizeMode = "bilinear"
+
+    def key(self) -> str:
+        """The cache folder name: every parameter that changes the frames."""
+        return (f"v{FRAMES_VERSION}-T{self.T}-{self.binning}-{self.size[0]}x{self.size[1]}"
+                f"-{self.resize}")
+
+
+def to_frames(events: np.ndarray, spec: FrameSpec) -> Tensor:
+    """Structured events (fields x, y, t, p) -> float frames ``[T, P, H, W]`` at ``spec.size``.
+
+    Counts per pixel and polarity (not normalised). tonic drops the remainder of the events when
+    their count is not a multiple of T; a stream with fewer events than T gives empty frames."""
+    if spec.binning == "count":
+        to_frame = ToFrame(sensor_size=spec.sensor, n_event_bins=spec.T)
+    else:
+        to_frame = ToFrame(sensor_size=spec.sensor, n_time_bins=spec.T)
+    frames = torch.from_numpy(np.asarray(to_frame(events), dtype=np.float32))
+    if tuple(frames.shape[-2:]) != spec.size:
+        frames = F.interpolate(frames, size=spec.size, mode=spec.resize,
+                               align_corners=True if spec.resize == "bilinear" else None)
+    return frames.contiguous()
+
+
+class EventSource(ABC):
+    """Where a dataset's samples are: sorted ``(relative path, label)`` pairs under ``root`` and
+    how to read one into structured events. Subclasses read through tonic's dataset classes or
+    tonic's file readers; :meth:`read` turns any reading failure into a :class:`UserError`
+    naming the file."""
+
+    def __init__(self, root: Path, samples: Sequence[tuple[str, int]], tag: str) -> None:
+        self.root = Path(root)
+        self.samples = sorted(samples)
+        self.tag = tag  # e.g. "tonic" or "mirror": goes into the cache path with root's hash
+
+    @abstractmethod
+    def _read(self, relpath: str) -> np.ndarray:
+        """Structured events of one recording (fields include x, y, t, p)."""
+
+    def read(self, relpath: str) -> np.ndarray:
+        try:
+            return self._read(relpath)
+        except UserError:
+            raise
+        except Exception as exc:  # any library reader error: say which file, keep the cause
+            raise UserError(f"cannot read event file {self.root / relpath}: "
+                            f"{type(exc).__name__}: {exc}. Replace or delete the file") from exc
+
+    def cache_tag(self) -> str:
+        digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        return f"{self.tag}-{digest}"
+
+
+class EventFrames(Dataset):
+    """``(frames [T, 2, H, W] float, label)`` for ``samples`` of ``source``, computed on first use
+    and cached as ``<cache_dir>/<dataset>/<spec.key()>/<source tag>/<relative path>.npy``."""
+
+    def __init__(self, source: EventSource, samples: Sequence[tuple[str, int]], spec: FrameSpec,
+                 cache_dir: Path | None) -> None:
+        self.source = source
+        self.samples = list(samples)
+        self.spec = spec
+        self.cache = (Path(cache_dir) / spec.dataset / spec.key() / source.cache_tag()
+                      if cache_dir is not None else None)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        relpath, label = self.samples[i]
+        if self.cache is None:
+            return to_frames(self.source.read(relpath), self.spec), label
+        path = self.cache / (relpath + ".npy")
+        if path.is_file():
+            return torch.from_numpy(np.load(path)), label
+        frames = to_frames(self.source.read(relpath), self.spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # write then rename: DataLoader workers may race on the same sample
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, frames.numpy())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return frames, label
+
+
+@dataclass(frozen=True)
+class EventAugment:
+    """Training augmentation on frames ``[T, C, H, W]``: horizontal flip (p = 0.5, when ``flip``)
+    and a roll of up to ``max_roll`` pixels along H and W (TET's CIFAR10-DVS recipe). Draws from
+    torch's global RNG, which the engine seeds (and DataLoader seeds per worker)."""
+
+    flip: bool = True
+    max_roll: int = 5
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.flip and torch.rand(()) < 0.5:
+            x = torch.flip(x, dims=(-1,))
+        if self.max_roll > 0:
+            dy, dx = torch.randint(-self.max_roll, self.max_roll + 1, (2,)).tolist()
+            x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+        return x
+
