@@ -12,3 +12,5 @@ from mpdsnn.data.registry import (
 
 __all__ = ["DataConfig", "DatasetInfo", "DataSplits", "dataset_info", "list_datasets",
            "load_dataset", "register_dataset"]
+
+from mpdsnn.data import cifar, events  # noqa: E402,F401  (registers cifar10/100, cifar10-dvs, dvs-gesture, nmnist)
