@@ -1,5 +1,6 @@
 """Datasets: importing this package registers every built-in dataset."""
 
+from mpdsnn.data import digits, digits_dvs  # noqa: F401  (registers "digits" and "digits-dvs")
 from mpdsnn.data.registry import (
     DataConfig,
     DatasetInfo,
