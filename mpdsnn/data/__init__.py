@@ -1,6 +1,5 @@
 """Datasets: importing this package registers every built-in dataset."""
 
-from mpdsnn.data import digits, digits_dvs  # noqa: F401  (registers "digits" and "digits-dvs")
 from mpdsnn.data.registry import (
     DataConfig,
     DatasetInfo,
@@ -11,7 +10,8 @@ from mpdsnn.data.registry import (
     register_dataset,
 )
 
+# Importing registers: digits, digits-dvs (embedded); cifar10/100; cifar10-dvs, dvs-gesture, nmnist.
+from mpdsnn.data import cifar, digits, digits_dvs, events  # noqa: E402,F401,I001
+
 __all__ = ["DataConfig", "DatasetInfo", "DataSplits", "dataset_info", "list_datasets",
            "load_dataset", "register_dataset"]
-
-from mpdsnn.data import cifar, events  # noqa: E402,F401  (registers cifar10/100, cifar10-dvs, dvs-gesture, nmnist)
