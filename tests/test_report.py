@@ -100,8 +100,11 @@ def test_bad_inputs_are_user_errors_naming_the_fix(tmp_path):
 
 
 def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
-    assert report_main([str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    assert report_main(["build", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
     assert "error: run root" in capsys.readouterr().err
+    (tmp_path / "spec.json").write_text("<html>")
+    assert report_main(["render-vega", str(tmp_path / "spec.json"), str(tmp_path / "o")]) == 2
+    assert "cannot read a Vega-Lite spec" in capsys.readouterr().err
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -314,7 +317,7 @@ def test_page_references_every_figure_and_holds_the_extra_sections(report):
     assert "<h2>Published vs reproduced</h2>" in html and "<td>pending</td>" in html
     assert "## Published vs reproduced" in md
     assert '<td style="text-align:left">ds-atgo</td>' in html  # the table is inline, not an image
-    assert "python -m mpdsnn.report" in md and "synthetic/cifar10/ds-atgo/seed7" in md
+    assert "python -m mpdsnn.report build" in md and "synthetic/cifar10/ds-atgo/seed7" in md
     assert "NVIDIA H200" in md and "| torch | 2.14.1 |" in md  # environment of the runs
 
 
@@ -337,5 +340,9 @@ def test_vega_html_and_dvc_template_work_offline(report, tmp_path):
     paths = vega.render(spec, tmp_path, html=True)
     page = paths["html"].read_text()
     assert "vegaEmbed" in page and "<script src" not in page.replace(" ", "")
-    template = vega.write_offline_dvc_template(tmp_path / "dvc.html").read_text()
-    assert "{plot_divs}" in template and "{scripts}" not in template and "<script src" not in template
+    written = vega.write_dvc_templates(tmp_path / "plots")
+    page = written["html"].read_text()
+    assert "{plot_divs}" in page and "{scripts}" not in page and "<script src" not in page
+    template = json.loads(written["template"].read_text())
+    assert template["data"]["values"] == "<DVC_METRIC_DATA>"
+    assert template["spec"]["encoding"]["color"]["field"] == "method"

@@ -116,7 +116,7 @@ class Report:
 
 def default_command(run_roots: Sequence[str | Path], out_dir: str | Path) -> str:
     args = [*map(str, run_roots), "--out", str(out_dir)]
-    return "python -m mpdsnn.report " + " ".join(shlex.quote(a) for a in args)
+    return "python -m mpdsnn.report build " + " ".join(shlex.quote(a) for a in args)
 
 
 def _check_sections(sections: Iterable[Section]) -> list[Section]:
@@ -209,7 +209,7 @@ def build_report(run_roots: Sequence[str | Path], out_dir: str | Path = "reports
     summary.json (flat, for DVC ``metrics:``), curves.csv and plots/accuracy_curves.png (for DVC
     ``plots:``; see docs/plots.md), plus, with ``html_plots``, a self-contained interactive
     plots/accuracy_curves.html (about 1 MB, seconds to render). ``command`` is shown as the way
-    to regenerate (default: the equivalent ``python -m mpdsnn.report`` call)."""
+    to regenerate (default: the equivalent ``python -m mpdsnn.report build`` call)."""
     roots = list(run_roots)
     sections = _check_sections(extra_sections)
     out = Path(out_dir)

@@ -116,42 +116,42 @@ OFFLINE_DVC_PAGE = """<!DOCTYPE html>
 """
 
 
-def write_offline_dvc_template(path: Path) -> Path:
-    """An HTML template for ``dvc plots show|diff --html-template PATH`` with Vega, Vega-Lite
-    and vega-embed inlined (from vl-convert's bundle). DVC's default page fills ``{scripts}``
-    with CDN script tags; this page has no ``{scripts}`` placeholder, so it works offline."""
+DVC_BY_METHOD = {
+    "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+    "data": {"values": "<DVC_METRIC_DATA>"},
+    "title": "<DVC_METRIC_TITLE>",
+    "facet": {"row": {"field": "setting", "type": "nominal", "title": None}},
+    "resolve": {"scale": {"y": "independent"}},
+    "spec": {
+        "width": 420, "height": 240,
+        "mark": {"type": "line", "point": True},
+        "encoding": {
+            "x": {"field": "<DVC_METRIC_X>", "type": "quantitative", "title": "<DVC_METRIC_X_LABEL>"},
+            "y": {"field": "<DVC_METRIC_Y>", "type": "quantitative", "title": "<DVC_METRIC_Y_LABEL>",
+                  "scale": {"zero": False}},
+            "color": {"field": "method", "type": "nominal"},
+            "strokeDash": {"field": "rev", "type": "nominal"},
+            "tooltip": [{"field": "rev"}, {"field": "setting"}, {"field": "method"},
+                        {"field": "<DVC_METRIC_X>"}, {"field": "<DVC_METRIC_Y>"}],
+        },
+    },
+}
+"""DVC plot template for the long curves.csv: colour = method, dash = revision (experiment),
+one row per setting. DVC's built-in templates colour by revision only, which would join the
+methods of one revision into a single zigzag line."""
+
+
+def write_dvc_templates(folder: Path) -> dict[str, Path]:
+    """Write ``by_method.json`` (:data:`DVC_BY_METHOD`; in ``.dvc/plots/`` it is usable as
+    ``template: by_method``) and ``offline.html``, a page for ``dvc plots show|diff
+    --html-template`` (or ``dvc config plots.html_template``) with Vega, Vega-Lite and
+    vega-embed inlined from vl-convert's bundle. DVC's default page fills ``{scripts}`` with CDN
+    script tags; this one has no ``{scripts}`` placeholder, so it renders offline."""
     import vl_convert as vlc
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OFFLINE_DVC_PAGE.format(bundle=vlc.javascript_bundle()))
-    return path
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"template": folder / "by_method.json", "html": folder / "offline.html"}
+    paths["template"].write_text(json.dumps(DVC_BY_METHOD, indent=1) + "\n")
+    paths["html"].write_text(OFFLINE_DVC_PAGE.format(bundle=vlc.javascript_bundle()))
+    return paths
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mpdsnn.report.vega render SPEC.json OUT_DIR`` renders any Vega-Lite spec
-    (e.g. ``dvc plots diff --show-vega`` output) to PNG and HTML offline;
-    ``python -m mpdsnn.report.vega dvc-template PATH`` writes the offline DVC page template."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m mpdsnn.report.vega", description=main.__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    one = sub.add_parser("render", help="render a Vega-Lite JSON spec to OUT_DIR/<name>.png and .html")
-    one.add_argument("spec", type=Path)
-    one.add_argument("out_dir", type=Path)
-    two = sub.add_parser("dvc-template", help="write an offline HTML template for dvc plots")
-    two.add_argument("path", type=Path)
-    args = parser.parse_args(argv)
-    if args.command == "dvc-template":
-        print(write_offline_dvc_template(args.path))
-        return 0
-    try:
-        spec = json.loads(args.spec.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"error: cannot read a Vega-Lite spec from {args.spec}: {err}")
-    for path in render(spec, args.out_dir, stem=args.spec.stem, html=True).values():
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
