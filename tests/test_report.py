@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,8 @@ import pytest
 from PIL import Image
 
 from mpdsnn.errors import UserError
-from mpdsnn.report import build_report, comparison_table, figures, load_runs, load_tables, order_methods, vega
+from mpdsnn.report import (FIGURES, build_report, comparison_table, figures, load_runs, load_tables,
+                           order_methods, vega)
 from mpdsnn.report.__main__ import main as report_main
 from synthetic_runs import LAYER_NAMES, NEURONS, write_runs
 
@@ -290,7 +290,7 @@ def test_one_setting_writes_one_unsuffixed_file(synth, tmp_path):
 # --- files and the page ------------------------------------------------------------------------
 
 def test_every_figure_is_a_real_png_per_setting_with_its_csv(report):
-    assert set(report.figure_files) == {e.name for e in figures_entries()}
+    assert set(report.figure_files) == {e.name for e in FIGURES}
     for name, files in report.figure_files.items():
         assert [p.stem.removeprefix(name) for p in files] == ["-cifar10", "-cifar10-dvs"], name
         for path in files:
@@ -298,11 +298,6 @@ def test_every_figure_is_a_real_png_per_setting_with_its_csv(report):
                 assert img.format == "PNG" and img.size[0] > 400 and img.size[1] > 250
             beside = pd.read_csv(path.with_suffix(".csv"))
             assert not beside.empty and set(beside.dataset.dropna()) == {path.stem.split("-", 1)[1]}
-
-
-def figures_entries():
-    from mpdsnn.report import FIGURES
-    return FIGURES
 
 
 def test_page_references_every_figure_and_holds_the_extra_sections(report):
@@ -346,3 +341,17 @@ def test_vega_html_and_dvc_template_work_offline(report, tmp_path):
     template = json.loads(written["template"].read_text())
     assert template["data"]["values"] == "<DVC_METRIC_DATA>"
     assert template["spec"]["encoding"]["color"]["field"] == "method"
+
+
+def test_a_report_of_unfinished_runs_only_still_builds(tmp_path):
+    runs = write_runs(tmp_path / "runs")
+    for r in runs:
+        if r.status == "finished":
+            metrics = {**r.metrics, "status": "failed"}
+            (r.path / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report([tmp_path / "runs"], tmp_path / "reports")
+    assert report.comparison.empty and report.plots == {}
+    assert json.loads(report.summary_json.read_text()) == {"runs/finished": 0, "runs/unfinished": 34}
+    assert report.figure_files["fig5_window_fractions"]  # the analytic part needs no runs
+    assert report.figure_files["fig8_firing_rate_per_layer"] == []
+    assert "0 finished" in report.readme.read_text()

@@ -28,7 +28,7 @@ def aggregate(frame: pd.DataFrame, by: list[str], quantities: dict[str, tuple[st
     parts = []
     for column, (name, scale) in quantities.items():
         grouped = (frame.assign(_v=pd.to_numeric(frame[column], errors="coerce") * scale)
-                   .groupby(by, sort=False)["_v"])
+                   .groupby(by, sort=False, dropna=False)["_v"])
         part = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()})
         parts.append(part.reset_index().assign(quantity=name))
     if not parts:
@@ -39,7 +39,7 @@ def aggregate(frame: pd.DataFrame, by: list[str], quantities: dict[str, tuple[st
 
 def sort(frame: pd.DataFrame) -> pd.DataFrame:
     """Setting, then method in report order, then whatever identifies the point."""
-    cols = [c for c in [*SETTING, "method", "quantity", "layer", "t", "epoch", "bin"] if c in frame]
+    cols = [c for c in [*SETTING, "method", "quantity", "layer", "t", "epoch"] if c in frame]
     return frame.sort_values(cols, key=lambda c: method_rank(c) if c.name == "method" else c,
                              kind="stable").reset_index(drop=True)
 

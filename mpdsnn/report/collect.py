@@ -107,7 +107,8 @@ def _run_row(root: Path, run_dir: Path, prefix_root: bool) -> dict[str, Any]:
     rel = run_dir.relative_to(root)
     parts = rel.parts
     pipeline = config.get("pipeline") or ("/".join(parts[:-3]) if len(parts) >= 4 else "")
-    run = f"{root.name}/{rel.as_posix()}" if prefix_root else rel.as_posix()
+    name = rel.as_posix() if parts else run_dir.resolve().name  # a root that is itself a run
+    run = f"{root.name}/{name}" if prefix_root and parts else name
     row: dict[str, Any] = {"run": run, "pipeline": str(pipeline)}
     for key in ("dataset", "model", "T", "method", "seed"):
         value = metrics.get(key, config.get(key))

@@ -114,7 +114,7 @@ def fig5_window_fractions(layers: pd.DataFrame | None, out: Path,
                 ax = axes[0, 1]
                 _plot.lines(ax, rows, "layer", _plot.palette(rows["method"].tolist()))
                 _plot.layer_axis(ax, rows)
-                ax.set(ylabel="gradient available (%)", title=f"measured, {title}")
+                ax.set(ylabel="gradient available (%)", title=f"measured per layer (last probe), {title}")
                 _plot.legend(ax)
             _plot.save(fig, path)
         data.to_csv(path.with_suffix(".csv"), index=False)

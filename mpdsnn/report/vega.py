@@ -86,11 +86,19 @@ def accuracy_curves_spec(curves: pd.DataFrame) -> dict[str, Any]:
     return spec
 
 
+def _vl_convert():
+    """vl-convert-python, imported on use: only rendering needs the embedded Vega."""
+    try:
+        import vl_convert
+    except ImportError:
+        raise UserError("rendering Vega-Lite offline needs vl-convert-python: pip install 'mpdsnn[plots]'")
+    return vl_convert
+
+
 def render(spec: dict[str, Any], out_dir: Path, stem: str = "accuracy_curves", html: bool = True) -> dict[str, Path]:
     """Write ``<stem>.vl.json`` (the spec), ``<stem>.png`` and, with ``html``, a self-contained
     ``<stem>.html`` (Vega bundled in the page: opens offline) under ``out_dir``."""
-    import vl_convert as vlc  # imported here: only this function needs the embedded Vega
-
+    vlc = _vl_convert()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"spec": out_dir / f"{stem}.vl.json", "png": out_dir / f"{stem}.png"}
     paths["spec"].write_text(json.dumps(spec, indent=1))
@@ -147,8 +155,7 @@ def write_dvc_templates(folder: Path) -> dict[str, Path]:
     --html-template`` (or ``dvc config plots.html_template``) with Vega, Vega-Lite and
     vega-embed inlined from vl-convert's bundle. DVC's default page fills ``{scripts}`` with CDN
     script tags; this one has no ``{scripts}`` placeholder, so it renders offline."""
-    import vl_convert as vlc
-
+    vlc = _vl_convert()
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"template": folder / "by_method.json", "html": folder / "offline.html"}
     paths["template"].write_text(json.dumps(DVC_BY_METHOD, indent=1) + "\n")
