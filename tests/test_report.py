@@ -1,0 +1,357 @@
+"""Reports from run folders: every number behind a table or figure equals what the synthetic
+run folders (tests/synthetic_runs.py) hold; files exist, open and reference each other."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from mpdsnn.errors import UserError
+from mpdsnn.report import (FIGURES, build_report, comparison_table, figures, load_runs, load_tables,
+                           order_methods, vega)
+from mpdsnn.report.__main__ import main as report_main
+from synthetic_runs import LAYER_NAMES, NEURONS, write_runs
+
+EXTRA = [("Published vs reproduced", "| claim | verdict |\n| --- | --- |\n| CIFAR-10 +1.71 | pending |")]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return root, write_runs(root)
+
+
+@pytest.fixture(scope="module")
+def report(synth, tmp_path_factory):
+    root, _ = synth
+    return build_report([root], tmp_path_factory.mktemp("site") / "reports", extra_sections=EXTRA)
+
+
+def finished(runs):
+    return [r for r in runs if r.status == "finished"]
+
+
+def groups(runs):
+    out: dict[tuple[str, str], list] = {}
+    for r in finished(runs):
+        out.setdefault((r.dataset, r.method), []).append(r)
+    return out
+
+
+def sd(values):
+    return statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def close(a, b, tol=1e-9):
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tol
+
+
+# --- collect ----------------------------------------------------------------------------------
+
+def test_long_table_has_one_row_per_run_with_keys_and_metrics(synth):
+    root, runs = synth
+    table = load_runs([root])
+    assert len(table) == len(runs) == 34
+    assert table["finished"].sum() == 32
+    for col in ["run", "pipeline", "dataset", "model", "method", "seed", "T", "best_test_acc", "config.lr"]:
+        assert col in table
+    row = table[table["run"] == "synthetic/cifar10-dvs/tgo/seed1"].iloc[0]
+    written = next(r for r in runs if (r.dataset, r.method, r.seed) == ("cifar10-dvs", "tgo", 1))
+    assert (row.pipeline, row.model, row["T"]) == ("synthetic", "vggsnn", 4)
+    assert row.best_test_acc == written.metrics["best_test_acc"]
+    assert row.energy_uj_per_sample == written.metrics["energy_uj_per_sample"]
+
+
+def test_unfinished_runs_are_listed_warned_and_kept_out_of_every_table(synth, caplog):
+    root, _ = synth
+    with caplog.at_level(logging.WARNING, logger="mpdsnn.report.collect"):
+        tables = load_tables([root])
+    warning = " ".join(r.getMessage() for r in caplog.records)
+    assert "2 unfinished" in warning and "ds-atgo/seed7 (running)" in warning
+    assert "at/seed9 (no metrics.json)" in warning
+    assert set(tables.runs.loc[~tables.runs.finished, "status"]) == {"running", "no metrics.json"}
+    for frame in (tables.history, tables.layers, tables.timesteps, tables.mpd_hist):
+        assert not frame.empty and not frame["run"].str.contains("seed7|seed9").any()
+
+
+def test_bad_inputs_are_user_errors_naming_the_fix(tmp_path):
+    with pytest.raises(UserError, match="is not a directory"):
+        load_runs([tmp_path / "nope"])
+    with pytest.raises(UserError, match="no run folders"):
+        load_runs([tmp_path])
+    run = tmp_path / "p" / "d" / "m" / "seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("method: m\n")
+    (run / "metrics.json").write_text("{not json")
+    with pytest.raises(UserError, match="metrics.json is not valid JSON"):
+        load_runs([tmp_path])
+    (run / "metrics.json").write_text(json.dumps({"status": "finished", "method": "m", "seed": 0, "T": 2}))
+    with pytest.raises(UserError, match="names no 'dataset'"):
+        load_runs([tmp_path])
+    with pytest.raises(UserError, match="extra report sections"):
+        build_report([tmp_path], tmp_path / "out", extra_sections=["just a string"])
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
+    assert report_main(["build", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    assert "error: run root" in capsys.readouterr().err
+    (tmp_path / "spec.json").write_text("<html>")
+    assert report_main(["render-vega", str(tmp_path / "spec.json"), str(tmp_path / "o")]) == 2
+    assert "cannot read a Vega-Lite spec" in capsys.readouterr().err
+
+
+# --- tables --------------------------------------------------------------------------------
+
+def test_method_order_puts_ds_atgo_and_ablations_first():
+    assert order_methods(["zeta", "vanilla", "alpha", "tgo", "ds-atgo", "at", "vanilla"]) == [
+        "ds-atgo", "at", "tgo", "vanilla", "alpha", "zeta"]
+
+
+def test_comparison_table_equals_the_written_numbers(synth, report):
+    _, runs = synth
+    table = report.comparison
+    assert list(table[table.dataset == "cifar10"]["method"]) == ["ds-atgo", "at", "tgo", "vanilla", "fixed", "ltmd"]
+    expected = groups(runs)
+    assert len(table) == len(expected) == 12
+    for row in table.itertuples():
+        rs = expected[(row.dataset, row.method)]
+        assert row.n == len(rs)
+        for metric in ["best_test_acc", "last_test_acc"]:
+            values = [r.metrics[metric] for r in rs]
+            assert close(getattr(row, f"{metric}_mean"), statistics.mean(values))
+            assert close(getattr(row, f"{metric}_std"), sd(values))
+        val = [r.metrics["val_selected_test_acc"] for r in rs]
+        if row.dataset == "cifar10-dvs":  # no validation split
+            assert math.isnan(row.val_selected_test_acc_mean)
+        else:
+            assert close(row.val_selected_test_acc_mean, statistics.mean(val))
+        assert close(row.mean_firing_rate_mean, statistics.mean(r.metrics["mean_firing_rate"] for r in rs))
+        assert close(row.energy_uj_per_sample_mean, statistics.mean(r.metrics["energy_uj_per_sample"] for r in rs))
+    # the unfinished ds-atgo run (best 36 %) would drag this mean far down if it were counted
+    assert table.set_index(["dataset", "method"]).loc[("cifar10", "ds-atgo"), "n"] == 3
+
+
+def test_comparison_table_ignores_unfinished_rows_itself(synth):
+    root, _ = synth
+    runs = load_runs([root])
+    direct = comparison_table(runs)
+    assert direct.set_index(["dataset", "method"]).loc[("cifar10", "ds-atgo"), "n"] == 3
+
+
+def test_table_files_hold_every_method_row(report):
+    md = report.tables["md"].read_text()
+    tex = report.tables["tex"].read_text()
+    csv = pd.read_csv(report.tables["csv"])
+    assert len(csv) == 12 and csv["best_test_acc_std"].isna().sum() == 2  # ltmd, n = 1
+    for method in ["ds-atgo", "at", "tgo", "vanilla", "fixed", "ltmd"]:
+        assert f"| {method} |" in md and f" & {method} & " in tex
+    assert "nan" not in md.lower() and "nan" not in tex.lower()
+    assert "| cifar10 | resnet19 | 2 | ltmd | 1 | 84.60 ± - |" in md  # std of one seed is "-"
+    assert "89.66 ± 0.61" in md  # ds-atgo cifar10: mean of 89.6, 90.3, 89.075
+    assert r"\toprule" in tex and r"89.66 $\pm$ 0.61" in tex and r"best test acc (\%)" in tex
+
+
+def test_summary_json_is_flat_and_matches_the_table(report):
+    flat = json.loads(report.summary_json.read_text())
+    assert all(isinstance(v, (int, float)) for v in flat.values())
+    table = report.comparison.set_index(["dataset", "method"])
+    assert flat["cifar10/ds-atgo/best_test_acc_mean"] == round(table.loc[("cifar10", "ds-atgo"), "best_test_acc_mean"], 6)
+    assert flat["cifar10-dvs/vanilla/n"] == 3
+    assert "cifar10/ltmd/best_test_acc_std" not in flat  # undefined for one seed: left out
+    assert "cifar10-dvs/ds-atgo/val_selected_test_acc_mean" not in flat
+    assert flat["runs/finished"] == 32 and flat["runs/unfinished"] == 2
+
+
+def test_runs_csv_lists_every_run_without_machine_paths(report):
+    runs = pd.read_csv(report.runs_csv)
+    assert len(runs) == 34 and "path" not in runs
+    assert set(runs.loc[~runs.finished, "status"]) == {"running", "no metrics.json"}
+
+
+# --- figures: the data behind each ---------------------------------------------------------------
+
+def last_layers(r):
+    return r.layers[r.layers.epoch == r.layers.epoch.max()]
+
+
+@pytest.mark.parametrize("name,column", [("fig8_firing_rate_per_layer", "firing_rate"),
+                                         ("fig11_grad_available_per_layer", "grad_available")])
+def test_per_layer_figures_plot_the_mean_over_seeds_of_the_last_probe(synth, report, name, column):
+    _, runs = synth
+    data = report.figures[name].set_index(["dataset", "method", "layer"])
+    assert len(data) == 12 * len(LAYER_NAMES)
+    for (dataset, method), rs in groups(runs).items():
+        for layer in range(len(LAYER_NAMES)):
+            values = [100 * last_layers(r).set_index("layer").loc[layer, column] for r in rs]
+            row = data.loc[(dataset, method, layer)]
+            assert close(row["mean"], statistics.mean(values)) and close(row["std"], sd(values))
+            assert row["n"] == len(rs)
+
+
+def test_fig10_weights_layers_by_neurons_per_timestep(synth, report):
+    _, runs = synth
+    data = report.figures["fig10_firing_rate_per_timestep"].set_index(["dataset", "method", "t"])
+    for (dataset, method), rs in groups(runs).items():
+        for t in range(1, rs[0].T + 1):
+            per_run = []
+            for r in rs:
+                steps = r.timesteps[(r.timesteps.epoch == r.timesteps.epoch.max()) & (r.timesteps.t == t)]
+                per_run.append(100 * np.average(steps.sort_values("layer").firing_rate, weights=NEURONS))
+            assert close(data.loc[(dataset, method, t), "mean"], statistics.mean(per_run))
+
+
+def test_fig6_shows_only_the_ablation_methods_per_epoch(synth, report):
+    _, runs = synth
+    data = report.figures["fig6_ablation_curves"]
+    assert set(data["method"]) == {"ds-atgo", "at", "tgo", "vanilla"}
+    acc = data[data.quantity == "test_acc"].set_index(["dataset", "method", "epoch"])
+    loss = data[data.quantity == "train_loss"].set_index(["dataset", "method", "epoch"])
+    rs = groups(runs)[("cifar10-dvs", "at")]
+    for epoch in range(1, 7):
+        assert close(acc.loc[("cifar10-dvs", "at", epoch), "mean"],
+                     statistics.mean(r.history.test_acc[epoch - 1] for r in rs))
+        assert close(loss.loc[("cifar10-dvs", "at", epoch), "std"],
+                     sd([r.history.train_loss[epoch - 1] for r in rs]))
+
+
+def test_fig2_densities_come_from_the_lowest_seed_histograms(synth, report):
+    _, runs = synth
+    data = report.figures["fig2_mpd_histograms"]
+    assert set(data["method"]) == {"ds-atgo", "at", "tgo", "vanilla"} and set(data["seed"]) == {0}
+    run = next(r for r in runs if (r.dataset, r.method, r.seed) == ("cifar10-dvs", "vanilla", 0))
+    cell = data[(data.dataset == "cifar10-dvs") & (data.method == "vanilla") & (data.layer == 2) & (data.t == 3)]
+    counts = run.counts[2, 2]
+    widths = np.diff(np.linspace(-3.0, 4.0, 36))
+    np.testing.assert_allclose(cell["density"], counts / (counts.sum() * widths))
+    assert np.isclose((cell["density"] * widths).sum(), 1.0)
+
+
+def test_thresholds_figure_keeps_adaptive_methods_only(synth, report):
+    _, runs = synth
+    data = report.figures["thresholds_widths"]
+    assert set(data["method"]) == {"ds-atgo", "at", "tgo", "ltmd"}  # vanilla, fixed: constant 1
+    theta = data[(data.quantity == "theta")].set_index(["dataset", "method", "layer", "t"])["mean"]
+    rs = groups(runs)[("cifar10", "ds-atgo")]
+    expected = statistics.mean(1.0 + 0.2 * 3 - 0.05 * (2 - 1.5) + 0.01 * r.seed for r in rs)
+    assert close(theta.loc[("cifar10", "ds-atgo", 3, 2)], expected)
+
+
+def test_accuracy_vs_energy_plots_the_comparison_means(report):
+    data = report.figures["accuracy_vs_energy"].set_index(["dataset", "method", "quantity"])["mean"]
+    table = report.comparison.set_index(["dataset", "method"])
+    for (dataset, method), row in table.iterrows():
+        assert close(data.loc[(dataset, method, "best_test_acc")], row.best_test_acc_mean)
+        assert close(data.loc[(dataset, method, "energy_uj_per_sample")], row.energy_uj_per_sample_mean)
+
+
+def test_fig5_analytic_fractions_equal_the_paper():
+    fixed = 100 * figures.window_fraction([0.5, 1.0, 2.0], 1.0)
+    np.testing.assert_allclose(fixed, [47.72, 24.17, 12.10], atol=0.01)
+    k = figures.tgo_width(np.array([0.5, 1.0, 2.0]))
+    np.testing.assert_allclose(k, [0.5379, 1.0, 1.7616], atol=1e-4)
+    np.testing.assert_allclose(100 * figures.window_fraction([0.5, 1.0, 2.0], k), [26.00, 24.17, 21.30], atol=0.01)
+
+
+def test_fig5_data_marks_the_paper_points_and_the_measured_layers(report):
+    data = report.figures["fig5_window_fractions"]
+    analytic = data[data.source == "analytic"].set_index(["rule", "s"])["fraction_pct"]
+    for p in figures.PAPER_FIG5.itertuples():
+        assert abs(analytic.loc[(p.rule, p.s)] - p.fraction_pct) < 0.01
+    assert len(data[data.source == "paper"]) == 6
+    measured = data[data.source == "measured"].set_index(["dataset", "method", "layer"])["mean"]
+    fig11 = report.figures["fig11_grad_available_per_layer"].set_index(["dataset", "method", "layer"])["mean"]
+    pd.testing.assert_series_equal(measured.sort_index(), fig11.sort_index(), check_names=False,
+                                   check_index_type=False)
+
+
+def test_figures_without_data_write_nothing(tmp_path):
+    empty = pd.DataFrame(columns=["run", "pipeline", "dataset", "model", "T", "method", "seed"])
+    assert figures.fig8_firing_rate_per_layer(empty, tmp_path / "fig8.png").empty
+    assert list(tmp_path.iterdir()) == []
+    data = figures.fig5_window_fractions(None, tmp_path / "fig5.png")  # analytic part needs no runs
+    assert set(data["source"]) == {"analytic", "paper"} and (tmp_path / "fig5.png").exists()
+
+
+def test_one_setting_writes_one_unsuffixed_file(synth, tmp_path):
+    root, _ = synth
+    layers = load_tables([root]).layers
+    out = tmp_path / "fig8_firing_rate_per_layer.png"
+    figures.fig8_firing_rate_per_layer(layers[layers.dataset == "cifar10"], out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig8_firing_rate_per_layer.csv", out.name]
+
+
+# --- files and the page ------------------------------------------------------------------------
+
+def test_every_figure_is_a_real_png_per_setting_with_its_csv(report):
+    assert set(report.figure_files) == {e.name for e in FIGURES}
+    for name, files in report.figure_files.items():
+        assert [p.stem.removeprefix(name) for p in files] == ["-cifar10", "-cifar10-dvs"], name
+        for path in files:
+            with Image.open(path) as img:
+                assert img.format == "PNG" and img.size[0] > 400 and img.size[1] > 250
+            beside = pd.read_csv(path.with_suffix(".csv"))
+            assert not beside.empty and set(beside.dataset.dropna()) == {path.stem.split("-", 1)[1]}
+
+
+def test_page_references_every_figure_and_holds_the_extra_sections(report):
+    html = report.index_html.read_text()
+    md = report.readme.read_text()
+    out = report.out_dir
+    pngs = sorted(out.rglob("*.png"))
+    assert len(pngs) == 17  # 8 figures x 2 settings + the Vega-Lite curves
+    for png in pngs:
+        rel = png.relative_to(out).as_posix()
+        assert f'src="{rel}"' in html and f"]({rel})" in md
+    assert "<h2>Published vs reproduced</h2>" in html and "<td>pending</td>" in html
+    assert "## Published vs reproduced" in md
+    assert '<td style="text-align:left">ds-atgo</td>' in html  # the table is inline, not an image
+    assert "python -m mpdsnn.report build" in md and "synthetic/cifar10/ds-atgo/seed7" in md
+    assert "NVIDIA H200" in md and "| torch | 2.14.1 |" in md  # environment of the runs
+
+
+def test_vega_curves_csv_and_png(synth, report):
+    _, runs = synth
+    curves = pd.read_csv(report.curves_csv)
+    assert {"epoch", "method", "test_acc"} <= set(curves.columns)
+    rs = groups(runs)[("cifar10", "tgo")]
+    row = curves[(curves.setting == "cifar10") & (curves.method == "tgo") & (curves.epoch == 4)].iloc[0]
+    assert close(row.test_acc, statistics.mean(r.history.test_acc[3] for r in rs))
+    with Image.open(report.plots["png"]) as img:
+        assert img.format == "PNG" and img.size[0] > 400
+    spec = json.loads(report.plots["spec"].read_text())
+    assert spec["facet"]["row"]["field"] == "setting"
+    assert "html" not in report.plots  # opt-in: about 1 MB and seconds
+
+
+def test_vega_html_and_dvc_template_work_offline(report, tmp_path):
+    spec = json.loads(report.plots["spec"].read_text())
+    paths = vega.render(spec, tmp_path, html=True)
+    page = paths["html"].read_text()
+    assert "vegaEmbed" in page and "<script src" not in page.replace(" ", "")
+    written = vega.write_dvc_templates(tmp_path / "plots")
+    page = written["html"].read_text()
+    assert "{plot_divs}" in page and "{scripts}" not in page and "<script src" not in page
+    template = json.loads(written["template"].read_text())
+    assert template["data"]["values"] == "<DVC_METRIC_DATA>"
+    assert template["spec"]["encoding"]["color"]["field"] == "method"
+
+
+def test_a_report_of_unfinished_runs_only_still_builds(tmp_path):
+    runs = write_runs(tmp_path / "runs")
+    for r in runs:
+        if r.status == "finished":
+            metrics = {**r.metrics, "status": "failed"}
+            (r.path / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report([tmp_path / "runs"], tmp_path / "reports")
+    assert report.comparison.empty and report.plots == {}
+    assert json.loads(report.summary_json.read_text()) == {"runs/finished": 0, "runs/unfinished": 34}
+    assert report.figure_files["fig5_window_fractions"]  # the analytic part needs no runs
+    assert report.figure_files["fig8_firing_rate_per_layer"] == []
+    assert "0 finished" in report.readme.read_text()
