@@ -63,14 +63,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Fetch or read a dataset, verify it and build its caches; write a small summary whose
     content changes exactly when the data does (the DVC train stages depend on it)."""
-    from mpdsnn.data import DataConfig, dataset_info, load_dataset
+    from mpdsnn.config import build_config, config_from_params
+    from mpdsnn.data import dataset_info, load_dataset
     from mpdsnn.runfolder import write_json
 
-    info = dataset_info(args.dataset)
-    config = DataConfig(root=Path(args.root), T=args.T or info.default_T, seed=args.seed,
-                        mirror=Path(args.mirror) if args.mirror else None, download=not args.no_download,
-                        augment=False, options=dict(args.option or []))
-    splits = load_dataset(args.dataset, config)
+    flags = {k: v for k, v in {"data_root": args.root, "mirror": args.mirror, "T": args.T,
+                               "seed": args.seed}.items() if v is not None}
+    if args.no_download:
+        flags["download"] = False
+    if args.option:
+        flags["dataset_options"] = dict(args.option)
+    if args.params:  # the pipelines: the same data settings the train stages will use
+        config = config_from_params(args.params, args.dataset, "vanilla", flags.pop("seed", 0), flags)
+    else:
+        config = build_config(None, {"dataset": args.dataset, **flags})
+    T = config.T or dataset_info(args.dataset).default_T
+    splits = load_dataset(args.dataset, config.data_config(T, augment=False))
     summary = {"dataset": args.dataset, "fingerprint": splits.fingerprint, "train": len(splits.train),
                "val": len(splits.val) if splits.val is not None else 0, "test": len(splits.test),
                "notes": splits.notes}
@@ -103,6 +111,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("models:")
     for name in list_models():
         print(f"  {name}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Tables, the paper's figures, published-vs-reproduced and the claims, from run folders."""
+    from mpdsnn.report import build_report
+    from mpdsnn.verdicts import (
+        check_claims, claims_markdown, compare_published, load_runs, published_markdown,
+    )
+
+    roots = [Path(r) for r in args.runs]
+    runs = load_runs(roots)
+    sections = [("Published vs reproduced", published_markdown(compare_published(runs))),
+                ("The paper's claims, checked", claims_markdown(check_claims(roots)))]
+    command = "mpdsnn report " + " ".join(args.runs) + f" --out {args.out}"
+    report = build_report(roots, Path(args.out), extra_sections=sections, command=command,
+                          html_plots=args.html_plots)
+    print(f"report written to {report.readme} and {report.index_html}")
     return 0
 
 
@@ -147,11 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="fetch (or read a mirror of) a dataset, verify and cache it")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--root", default="data", help="cache and download folder")
+    p.add_argument("--params", type=Path, help="a DVC params.yaml: use its data settings")
+    p.add_argument("--root", help="cache and download folder (default data)")
     p.add_argument("--mirror", help="a local copy to read instead of downloading")
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading")
     p.add_argument("--T", type=int, help="timesteps to cache frames for (event data)")
-    p.add_argument("--seed", type=int, default=0, help="seed of any split the dataset makes")
+    p.add_argument("--seed", type=int, help="seed of any split the dataset makes (default 0)")
     p.add_argument("--option", action="append", type=_key_value, metavar="KEY=VALUE")
     p.add_argument("--out", help="write the summary JSON here")
     p.set_defaults(func=cmd_prepare)
@@ -163,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list methods, datasets and models")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("report", help="tables, figures, published-vs-reproduced and claims from run folders")
+    p.add_argument("runs", nargs="+", help="folders holding run folders (searched recursively)")
+    p.add_argument("--out", default="reports")
+    p.add_argument("--html-plots", action="store_true", help="also write interactive HTML charts (~1 MB)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="open the MLflow UI on this project's run store")
     p.add_argument("--uri", help="tracking URI (default: MLFLOW_TRACKING_URI or <project>/mlflow.db)")

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mpdsnn.data.registry import DataConfig
 from mpdsnn.errors import UserError
 
 
@@ -82,6 +83,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def data_config(self, T: int, augment: bool | None = None) -> DataConfig:
+        """What the dataset registry needs, with this config's seed as the split seed."""
+        return DataConfig(root=Path(self.data_root), T=T, seed=self.seed,
+                          mirror=Path(self.mirror) if self.mirror else None, download=self.download,
+                          augment=self.augment if augment is None else augment,
+                          train_subset=self.train_subset, test_subset=self.test_subset,
+                          options=dict(self.dataset_options))
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from mpdsnn.config import TrainConfig
-from mpdsnn.data import DataConfig, DataSplits, dataset_info, load_dataset
+from mpdsnn.data import DataSplits, dataset_info, load_dataset
 from mpdsnn.errors import UserError
 from mpdsnn.losses import predict
 from mpdsnn.methods import Method, create_method
@@ -149,11 +149,7 @@ class Trainer:
 
     # ----- set-up -----------------------------------------------------------------------------
     def _load_data(self) -> DataSplits:
-        c = self.cfg
-        return load_dataset(c.dataset, DataConfig(
-            root=Path(c.data_root), T=self.T, seed=c.seed, mirror=Path(c.mirror) if c.mirror else None,
-            download=c.download, augment=c.augment, train_subset=c.train_subset,
-            test_subset=c.test_subset, options=dict(c.dataset_options)))
+        return load_dataset(self.cfg.dataset, self.cfg.data_config(self.T))
 
     def _build_model(self, sample: Tensor) -> nn.Module:
         options = {**self.info.model_options, **self.cfg.model_options}

@@ -13,14 +13,17 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from PIL import Image, UnidentifiedImageError
-from torchvision import datasets, transforms
-from torchvision.datasets.utils import check_integrity
 
 from mpdsnn.data.fetch import fetch_archive
 from mpdsnn.data.registry import DataConfig, DatasetInfo, DataSplits, register_dataset
 from mpdsnn.data.splits import check_options, files_digest, make_splits, relative_paths
 from mpdsnn.errors import UserError
+
+if TYPE_CHECKING:  # torchvision costs ~2 s to import: only the CIFAR builders pay for it
+    from torchvision import datasets, transforms
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +51,28 @@ OPTIONS = ("val_size",)
 class _Spec:
     name: str
     title: str
-    tv_class: type[datasets.CIFAR10]
+    tv_name: str
     classes: tuple[str, ...]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
+    @property
+    def tv_class(self) -> type[datasets.CIFAR10]:
+        from torchvision import datasets
 
-CIFAR10 = _Spec("cifar10", "CIFAR-10", datasets.CIFAR10, CIFAR10_CLASSES,
+        return getattr(datasets, self.tv_name)
+
+
+CIFAR10 = _Spec("cifar10", "CIFAR-10", "CIFAR10", CIFAR10_CLASSES,
                 (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
-CIFAR100 = _Spec("cifar100", "CIFAR-100", datasets.CIFAR100, CIFAR100_CLASSES,
+CIFAR100 = _Spec("cifar100", "CIFAR-100", "CIFAR100", CIFAR100_CLASSES,
                  (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
 
 
 def train_transform(spec: _Spec, augment: bool) -> transforms.Compose:
     """PIL image -> ``[3, 32, 32]``; the paper's augmentation when ``augment``."""
+    from torchvision import transforms
+
     if not augment:
         return eval_transform(spec)
     return transforms.Compose([
@@ -74,6 +85,8 @@ def train_transform(spec: _Spec, augment: bool) -> transforms.Compose:
 
 
 def eval_transform(spec: _Spec) -> transforms.Compose:
+    from torchvision import transforms
+
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)])
 
 
@@ -94,6 +107,8 @@ def _where_to_put(spec: _Spec, root: Path) -> str:
 
 def _official(spec: _Spec, config: DataConfig) -> tuple[datasets.CIFAR10, datasets.CIFAR10, str]:
     """Verify (md5 of each batch file), download if allowed, then read with torchvision."""
+    from torchvision.datasets.utils import check_integrity
+
     cls, root = spec.tv_class, Path(config.root)
     folder = root / cls.base_folder
     checks = _file_checks(cls)
@@ -135,6 +150,8 @@ def load_rgb_image(path: str) -> Image.Image:
 
 
 def _mirror(spec: _Spec, mirror: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolder, str]:
+    from torchvision import datasets
+
     if not mirror.is_dir():
         raise UserError(f"{spec.title} mirror {mirror} is not a folder")
     absent = [s for s in ("train", "test") if not (mirror / s).is_dir()]

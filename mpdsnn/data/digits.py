@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.nn import functional as F
 from torch.utils.data import Dataset
@@ -74,6 +72,8 @@ class DigitsSplit:
 @functools.lru_cache(maxsize=1)
 def raw_digits() -> tuple[np.ndarray, np.ndarray]:
     """``images`` ``[1797, 8, 8]`` float64 in 0..16 and ``labels`` ``[1797]`` int64 (read-only)."""
+    from sklearn.datasets import load_digits  # lazy: sklearn costs ~1 s to import
+
     bunch = load_digits()
     images = np.asarray(bunch.images, dtype=np.float64)
     labels = np.asarray(bunch.target, dtype=np.int64)
@@ -84,6 +84,8 @@ def raw_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def digits_split(seed: int) -> DigitsSplit:
     """The seeded, stratified 70/10/20 split (1257/180/360 digits)."""
+    from sklearn.model_selection import train_test_split
+
     _, labels = raw_digits()
     idx = np.arange(len(labels))
     rest, test = train_test_split(idx, test_size=SPLIT_FRACTIONS["test"], stratify=labels,
