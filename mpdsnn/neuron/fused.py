@@ -140,7 +140,9 @@ class FusedLIF(torch.autograd.Function):
         tau, in_scale = ctx.tau, ctx.in_scale
         want_x, want_tau, want_scale, want_fire = ctx.needs_input_grad[:4]
         grad_u_all = torch.empty_like(u_all, dtype=grad_s.dtype)  # dL/dU(t), scaled at the end
+        # Per-step scratch, allocated once: fresh memory costs page faults on every first touch.
         v, keep = torch.empty_like(u_all[0]), torch.empty_like(grad_u_all[0])
+        decayed, grad_spike = torch.empty_like(keep), torch.empty_like(keep)
         acc: dict[str, list[Tensor]] = {"tau": [], "scale": [], "fire": []}
         for t in range(u_all.shape[0] - 1, -1, -1):
             u, fire, width = u_all[t], ctx.fires[t], ctx.widths[t]
@@ -151,8 +153,8 @@ class FusedLIF(torch.autograd.Function):
             else:  # U(t+1) = tau * U(t) * (1 - S(t)) + s_in * I(t); carry = dL/dU(t+1)
                 carry = grad_u_all[t + 1]
                 torch.lt(u, fire, out=keep)  # 1 - S(t)
-                decayed = carry * tau
-                grad_u.mul_(torch.addcmul(grad_s[t], decayed, u, value=-1))  # dL/dS(t), reset path
+                torch.mul(carry, tau, out=decayed)
+                grad_u.mul_(torch.addcmul(grad_s[t], decayed, u, value=-1, out=grad_spike))  # reset
                 if want_tau:
                     acc["tau"].append(torch.vdot((carry * keep).flatten(), u.flatten()))
             grad_u.div_(width.to(grad_s.dtype))  # rectangular surrogate: 1[|v| <= k/2] / k
