@@ -72,7 +72,7 @@ def _inputs(T: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_fused_matches_reference_in_training(name, options, T):
     ref, fused = _pair(_node(name, options, T))
     if not can_fuse(ref):
-        pytest.skip(f"{name}'s neuron is not fusable (see test_ineligible_methods_fall_back_to_the_reference)")
+        pytest.skip(f"{name}'s neuron is not fusable: see test_ineligible_methods_fall_back...")
     for seed in range(3):  # repeated steps: AT's running thresholds must stay identical
         _assert_same(ref, fused, *_inputs(T, seed))
 

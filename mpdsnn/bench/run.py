@@ -129,9 +129,10 @@ def _neuron_rows(cfg: Sizes, device: torch.device, libraries: bool) -> list[dict
             timings = time_interleaved(steps, cfg.warmup, cfg.repeats, device)
             for c in cands:
                 saved = _saved(lambda c=c: c.forward(x), c.module)
+                peak = peak_bytes(steps[c.name], device)
                 rows.append(_row("neuron", f"{label} [T,{','.join(map(str, shape))}]", T, c.name,
-                                 timings[c.name], saved_b=saved, peak_b=peak_bytes(steps[c.name], device),
-                                 setup_s=c.setup_s, vs=neurons.FIXED_FUSED))
+                                 timings[c.name], saved_b=saved, peak_b=peak, setup_s=c.setup_s,
+                                 vs=neurons.FIXED_FUSED))
     return rows
 
 
