@@ -20,6 +20,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from mpdsnn.neuron.fused import can_fuse, fused_lif
 from mpdsnn.neuron.threshold import ThresholdStep
 from mpdsnn.neuron.width import Surrogate
 
@@ -45,8 +46,11 @@ class LIFNode(nn.Module):
         self.decay, self.threshold, self.surrogate = decay, threshold, surrogate
         self.recording = False  # set by record_traces(); costs nothing when False
         self.trace: NeuronTrace | None = None
+        self.backend = "reference"  # "fused": mpdsnn.neuron.fused where eligible (fuse_neurons)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.backend == "fused" and not self.recording and can_fuse(self):
+            return fused_lif(self, x)
         tau, in_scale = self.decay()
         u = torch.zeros_like(x[0])
         s = torch.zeros_like(x[0])

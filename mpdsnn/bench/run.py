@@ -1,0 +1,249 @@
+"""``run_bench``: the neuron-, model- and (optional) pipeline-level tables, written as CSV + JSON.
+
+Sizes: ``tiny`` checks the harness in seconds (CI); ``cpu`` is the real measurement on a CPU;
+``gpu`` the published shapes on one CUDA device. Every time is a median over interleaved rounds
+(:mod:`mpdsnn.bench.measure`); every ratio is against the row named in ``vs`` of the same
+workload and T: our fused fixed LIF at neuron level, the method's reference backend at model level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from mpdsnn.bench import neurons
+from mpdsnn.bench.measure import Timing, peak_bytes, saved_bytes, time_interleaved
+from mpdsnn.bench.models import ModelWorkload, train_steps
+from mpdsnn.bench.pipeline import loader_throughput
+from mpdsnn.errors import UserError, unknown_name
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["level", "workload", "T", "impl", "time_ms", "iqr_ms", "samples_per_s", "saved_mb",
+           "peak_mb", "setup_s", "vs", "time_ratio", "mem_ratio"]
+MODEL_METHODS = ("vanilla", "ds-atgo", "fixed", "tet", "mpd-agl")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """``neuron``: (label, per-step shape ``[N, C, H, W]``) run for every T in ``Ts``;
+    ``compile_T``: the T at which the first neuron workload is also run under torch.compile
+    (None: never, compilation takes tens of seconds)."""
+
+    neuron: tuple[tuple[str, tuple[int, ...]], ...]
+    Ts: tuple[int, ...]
+    models: tuple[ModelWorkload, ...]
+    warmup: int
+    repeats: int
+    compile_T: int | None
+    device: str
+
+
+SIZES: dict[str, Sizes] = {
+    "tiny": Sizes(
+        neuron=(("resnet19 layer", (2, 16, 8, 8)), ("vggsnn layer", (2, 8, 12, 12))),
+        Ts=(2, 4),
+        models=(ModelWorkload("resnet19", T=2, batch=2, size=16, in_channels=3,
+                              options={"width": 0.0625}),
+                ModelWorkload("vggsnn", T=4, batch=2, size=16, in_channels=2,
+                              options={"width": 0.0625, "input_size": 16})),
+        warmup=1, repeats=3, compile_T=None, device="cpu"),
+    "cpu": Sizes(
+        neuron=(("resnet19 layer", (8, 128, 32, 32)), ("vggsnn layer", (4, 64, 48, 48))),
+        Ts=(2, 4, 10),
+        models=(ModelWorkload("resnet19", T=2, batch=8, size=32, in_channels=3,
+                              options={"width": 0.25}),
+                ModelWorkload("vggsnn", T=10, batch=2, size=48, in_channels=2,
+                              options={"width": 0.25, "input_size": 48})),
+        warmup=2, repeats=11, compile_T=4, device="cpu"),
+    "gpu": Sizes(
+        neuron=(("resnet19 layer", (32, 128, 32, 32)), ("vggsnn layer", (16, 64, 48, 48))),
+        Ts=(2, 4, 10),
+        models=(ModelWorkload("resnet19", T=2, batch=64, size=32, in_channels=3),
+                ModelWorkload("vggsnn", T=10, batch=16, size=48, in_channels=2,
+                              options={"input_size": 48})),
+        warmup=3, repeats=20, compile_T=4, device="cuda"),
+}
+
+
+def run_bench(sizes: str = "tiny", out_dir: str | os.PathLike | None = None,
+              levels: tuple[str, ...] = ("neuron", "model"),
+              datasets: Mapping[str, Dataset] | None = None,
+              libraries: bool = True) -> pd.DataFrame:
+    """Measure and return the table (columns :data:`COLUMNS`); with ``out_dir``, also write
+    ``bench.csv`` and ``bench.json`` (rows plus the machine they ran on) there.
+
+    ``datasets``: name -> Dataset, each measured by :func:`loader_throughput` (level
+    "pipeline"). ``libraries=False`` leaves SpikingJelly and snnTorch out.
+    """
+    if sizes not in SIZES:
+        raise unknown_name("bench size", sizes, list(SIZES))
+    bad = sorted(set(levels) - {"neuron", "model"})
+    if bad:
+        raise UserError(f"unknown bench level(s) {', '.join(bad)}; valid levels: model, neuron")
+    cfg = SIZES[sizes]
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("bench sizes 'gpu' need a CUDA device; none is visible (use --sizes cpu)")
+    info = machine()  # before measuring: the load average says how busy the machine was
+    rows: list[dict[str, Any]] = []
+    if "neuron" in levels:
+        rows += _neuron_rows(cfg, device, libraries)
+    if "model" in levels:
+        rows += _model_rows(cfg, device)
+    for name, dataset in (datasets or {}).items():
+        r = loader_throughput(dataset)
+        rows.append(_row("pipeline", name, None, "DataLoader", None, samples_per_s=r["samples_per_s"]))
+    table = _with_ratios(pd.DataFrame(rows, columns=COLUMNS))
+    if out_dir is not None:
+        info["load_avg_1m_end"] = _load()
+        write(table, Path(out_dir), sizes, info)
+    return table
+
+
+def _neuron_rows(cfg: Sizes, device: torch.device, libraries: bool) -> list[dict[str, Any]]:
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for i, (label, shape) in enumerate(cfg.neuron):
+        for T in cfg.Ts:
+            x = torch.randn((T, *shape), generator=gen).to(device).requires_grad_()
+            grad = torch.randn((T, *shape), generator=gen).to(device)
+            cands = neurons.candidates(T, with_libraries=libraries)
+            if i == 0 and T == cfg.compile_T:
+                cands += _compiled(T, x)
+            for c in cands:
+                c.module.to(device)
+            log.info("neuron level: %s T=%d, %d candidates", label, T, len(cands))
+            steps = {c.name: _fwd_bwd(c, x, grad) for c in cands}
+            timings = time_interleaved(steps, cfg.warmup, cfg.repeats, device)
+            for c in cands:
+                saved = _saved(lambda c=c: c.forward(x), c.module)
+                peak = peak_bytes(steps[c.name], device)
+                rows.append(_row("neuron", f"{label} [T,{','.join(map(str, shape))}]", T, c.name,
+                                 timings[c.name], saved_b=saved, peak_b=peak, setup_s=c.setup_s,
+                                 vs=neurons.FIXED_FUSED))
+    return rows
+
+
+def _compiled(T: int, x: torch.Tensor) -> list[neurons.NeuronCandidate]:
+    out = []
+    for method in ("fixed", "ds-atgo"):
+        try:
+            out.append(neurons.compiled(method, T, x))
+        except Exception as exc:  # no C++ compiler, unsupported platform: measure the rest
+            log.warning("torch.compile of %s failed, row left out: %s", method, exc)
+    return out
+
+
+def _fwd_bwd(c: neurons.NeuronCandidate, x: torch.Tensor, grad: torch.Tensor):
+    def step() -> None:
+        c.module.zero_grad(set_to_none=True)
+        c.forward(x).backward(grad)
+        x.grad = None
+
+    return step
+
+
+def _saved(forward, module: torch.nn.Module) -> int | None:
+    try:
+        return saved_bytes(forward, exclude=[*module.parameters(), *module.buffers()])
+    except Exception as exc:  # e.g. a compiled graph that refuses saved-tensor hooks
+        log.warning("saved-activation count failed: %s", exc)
+        return None
+
+
+def _model_rows(cfg: Sizes, device: torch.device) -> list[dict[str, Any]]:
+    rows = []
+    for work in cfg.models:
+        for method in MODEL_METHODS:
+            log.info("model level: %s T=%d, %s", work.label, work.T, method)
+            steps = train_steps(work, method, device)
+            timings = time_interleaved({s.name: s.step for s in steps}, cfg.warmup,
+                                       cfg.repeats, device)
+            for s in steps:
+                saved = _saved(s.forward_loss, s.model)
+                t = timings[s.name]
+                rows.append(_row("model", work.label, work.T, s.name, t,
+                                 samples_per_s=work.batch / t.median, saved_b=saved,
+                                 peak_b=peak_bytes(s.step, device), vs=f"{method} (reference)"))
+    return rows
+
+
+def _row(level: str, workload: str, T: int | None, impl: str, timing: Timing | None,
+         samples_per_s: float | None = None, saved_b: int | None = None,
+         peak_b: int | None = None, setup_s: float = 0.0, vs: str | None = None) -> dict[str, Any]:
+    mb = (lambda b: None if b is None else b / 2**20)
+    return {"level": level, "workload": workload, "T": T, "impl": impl,
+            "time_ms": None if timing is None else timing.median * 1e3,
+            "iqr_ms": None if timing is None else timing.iqr * 1e3,
+            "samples_per_s": samples_per_s, "saved_mb": mb(saved_b), "peak_mb": mb(peak_b),
+            "setup_s": setup_s, "vs": vs}
+
+
+def _with_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """``time_ratio``/``mem_ratio``: this row over the ``vs`` row of the same workload and T."""
+    table = table.astype({"time_ms": float, "saved_mb": float, "time_ratio": float,
+                          "mem_ratio": float})
+    key = table.set_index(["level", "workload", "T", "impl"])
+    for i, row in table.iterrows():
+        ref = (row["level"], row["workload"], row["T"], row["vs"])
+        if row["vs"] is None or ref not in key.index:
+            continue
+        base = key.loc[ref]
+        table.loc[i, "time_ratio"] = row["time_ms"] / base["time_ms"]
+        table.loc[i, "mem_ratio"] = _ratio(row["saved_mb"], base["saved_mb"])
+    return table
+
+
+def _ratio(a: float, b: float) -> float:
+    return math.nan if not (a == a and b == b) or b == 0 else a / b
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+                            "load_avg_1m": _load(),
+                            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                            "cuda_device": (torch.cuda.get_device_name() if torch.cuda.is_available()
+                                            else None)}
+    for pkg in ("spikingjelly", "snntorch"):
+        try:
+            info[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            info[pkg] = None
+    return info
+
+
+def _load() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write(table: pd.DataFrame, out_dir: Path, sizes: str, info: dict[str, Any]) -> None:
+    """``bench.csv`` (the table) and ``bench.json`` (``sizes``, ``machine``: ``info``, ``rows``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "bench.csv", index=False)
+    records = json.loads(table.to_json(orient="records"))
+    payload = {"sizes": sizes, "machine": info, "rows": records}
+    (out_dir / "bench.json").write_text(json.dumps(payload, indent=2) + "\n")

@@ -1,0 +1,131 @@
+"""The benchmark harness: its library adapters are the same neuron as ours, its measurements
+are right on cases with known answers, and ``tiny`` produces the full table."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from mpdsnn.bench import COLUMNS, loader_throughput, main, run_bench, saved_bytes
+from mpdsnn.bench.neurons import (
+    FIXED_FUSED,
+    snntorch_forward,
+    snntorch_leaky,
+    spikingjelly_forward,
+    spikingjelly_lif,
+)
+from mpdsnn.errors import UserError
+from mpdsnn.methods import LayerContext, create_method
+
+
+def _our_fixed_lif(dtype: torch.dtype) -> torch.nn.Module:
+    node = create_method("fixed").neuron(LayerContext(T=4)).to(dtype)
+    node.decay.tau = torch.tensor(0.2, dtype=dtype)  # 0.2 in this dtype, as the libraries use
+    return node
+
+
+def test_spikingjelly_lif_is_our_fixed_lif():
+    pytest.importorskip("spikingjelly")
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 8, 5, 5, generator=gen, dtype=torch.float64) * 1.5 + 0.5
+    grad = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    s_ours = _our_fixed_lif(torch.float64)(ours)
+    s_theirs = spikingjelly_forward(spikingjelly_lif(), theirs)
+    assert torch.equal(s_ours, s_theirs)
+    assert 0.1 < s_ours.mean() < 0.6  # both outcomes occur, so the comparison means something
+    s_ours.backward(grad)
+    s_theirs.backward(grad)
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=0, atol=1e-6)
+    assert ours.grad.abs().sum() > 0
+
+
+def test_snntorch_leaky_fires_like_our_fixed_lif():
+    pytest.importorskip("snntorch")
+    x = torch.randn(4, 8, 5, 5, generator=torch.Generator().manual_seed(2)) * 1.5 + 0.5
+    s_ours = _our_fixed_lif(torch.float32)(x)
+    s_theirs = snntorch_forward(snntorch_leaky(), x)
+    assert torch.equal(s_ours, s_theirs)
+    assert (s_ours[1:] != (x[1:] >= 1)).any()  # the decayed potential matters after t = 1
+
+
+def test_saved_bytes_counts_each_storage_once_and_skips_excluded():
+    x = torch.randn(1000, requires_grad=True)
+    w = torch.randn(1000, requires_grad=True)
+    assert saved_bytes(lambda: x * x) == 4000  # mul saves x twice: one storage
+    assert saved_bytes(lambda: (x * w).exp()) == 4000 + 4000 + 4000  # x, w, exp's output
+    assert saved_bytes(lambda: (x * w).exp(), exclude=[w]) == 8000
+
+
+def test_loader_throughput_counts_the_timed_samples():
+    data = TensorDataset(torch.zeros(100, 3), torch.zeros(100))
+    r = loader_throughput(data, batch_size=10, max_batches=5)
+    assert r["samples"] == 50 and r["samples_per_s"] > 0
+    assert loader_throughput(data, batch_size=10)["samples"] == 90  # all after one warm-up
+    with pytest.raises(UserError, match="no batches to time"):
+        loader_throughput(TensorDataset(torch.zeros(5, 1)), batch_size=10)
+
+
+def test_bad_sizes_and_levels_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="valid bench sizes: cpu, gpu, tiny"):
+        run_bench("huge", tmp_path)
+    with pytest.raises(UserError, match="unknown bench level"):
+        run_bench("tiny", tmp_path, levels=("kernel",))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    pytest.importorskip("spikingjelly")
+    pytest.importorskip("snntorch")
+    out = tmp_path_factory.mktemp("bench")
+    data = {"random frames": TensorDataset(torch.rand(40, 2, 2, 8, 8), torch.zeros(40))}
+    return run_bench("tiny", out, datasets=data), out
+
+
+def test_tiny_bench_has_every_row_and_column(tiny):
+    table, _ = tiny
+    assert list(table.columns) == COLUMNS
+    neuron = table[table.level == "neuron"]
+    expected = {"mpdsnn fixed (reference)", FIXED_FUSED, "mpdsnn ds-atgo (reference)",
+                "mpdsnn ds-atgo (fused)", "mpdsnn ds-atgo (fused, two-pass stats)",
+                "spikingjelly LIFNode (torch)", "snntorch Leaky (loop)"}
+    for (_, T), group in neuron.groupby(["workload", "T"]):
+        assert set(group.impl) == expected
+    assert sorted(neuron["T"].unique()) == [2, 4] and neuron.workload.nunique() == 2
+    model = table[table.level == "model"]
+    assert len(model) == 2 * 5 * 2  # networks x methods x backends
+    assert set(model.impl) == {f"{m} ({b})" for m in ("vanilla", "ds-atgo", "fixed", "tet", "mpd-agl")
+                               for b in ("reference", "fused")}
+    timed = table[table.level != "pipeline"]
+    assert (timed.time_ms > 0).all() and (timed.saved_mb > 0).all()
+    assert (model.samples_per_s > 0).all()
+    baseline = timed[timed.impl == timed.vs]
+    assert (baseline.time_ratio == 1).all() and (baseline.mem_ratio == 1).all()
+    pipeline = table[table.level == "pipeline"]
+    assert list(pipeline.workload) == ["random frames"] and pipeline.samples_per_s.iloc[0] > 0
+
+
+def test_tiny_bench_fused_saves_less_activation_memory(tiny):
+    table, _ = tiny
+    fused = table[table.impl.str.endswith("(fused)")]
+    assert (fused.mem_ratio[fused.level == "model"] < 0.8).all()
+    ds = table[(table.level == "neuron") & (table.impl.str.startswith("mpdsnn ds-atgo"))]
+    by_impl = ds.groupby("impl").saved_mb.sum()
+    assert by_impl["mpdsnn ds-atgo (fused)"] * 3 < by_impl["mpdsnn ds-atgo (reference)"]
+
+
+def test_tiny_bench_writes_csv_and_json(tiny):
+    table, out = tiny
+    assert (out / "bench.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
+    payload = json.loads((out / "bench.json").read_text())
+    assert payload["sizes"] == "tiny" and len(payload["rows"]) == len(table)
+    assert payload["machine"]["torch"] == torch.__version__ and payload["machine"]["cpu_count"] > 0
+
+
+def test_main_prints_the_table(tmp_path, capsys):
+    assert main(["--sizes", "tiny", "--levels", "neuron", "--no-libraries",
+                 "--out", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "mpdsnn ds-atgo (fused)" in shown and "spikingjelly" not in shown
+    assert (tmp_path / "bench.json").exists()
