@@ -1,10 +1,12 @@
 # Two commands do all the set-up on a fresh machine: `make repro` (main job) and `make test`.
 VENV ?= .venv
-PYTHON ?= python3
+PYTHON := $(shell command -v python3)  # resolved before PATH below puts the venv first
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install test test-fast repro ui bench clean
+.PHONY: install test test-fast repro ui bench report clean
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,21 @@ test: $(STAMP)  ## the whole test suite
 
 test-fast: $(STAMP)  ## skip the tests that train or run a pipeline
 	$(PY) -m pytest -q -m "not slow"
+
+.dvc/plots/offline.html: $(STAMP)  ## DVC's plot page with Vega inlined (renders offline)
+	$(PY) -m mpdsnn.report dvc-templates .dvc/plots
+
+repro: $(STAMP) .dvc/plots/offline.html  ## the main job: every method on the embedded datasets
+	time dvc repro
+
+report: $(STAMP)  ## rebuild reports/ from run folders, no training
+	mpdsnn report runs/default --out reports
+
+ui: $(STAMP)  ## browse the pipeline's MLflow runs on http://127.0.0.1:5000
+	mpdsnn ui
+
+bench: $(STAMP)  ## neuron/model/pipeline benchmark on this machine
+	mpdsnn bench --sizes cpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache

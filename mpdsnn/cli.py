@@ -226,6 +226,7 @@ def _configure_logging(verbose: bool) -> None:
 # Subcommands whose parsers live with their packages: argv after the name is theirs.
 DELEGATED = {
     "claims": ("mpdsnn.verdicts", "check the paper's claims and compare with published numbers"),
+    "bench": ("mpdsnn.bench", "time and memory of neurons and models against SpikingJelly/snnTorch"),
 }
 
 

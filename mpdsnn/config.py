@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "auto"  # auto = cuda when available
     amp: bool = True  # bf16 autocast, CUDA only
     channels_last: bool = False  # CUDA convs can be faster in NHWC
+    neuron_backend: str = "fused"  # one autograd node over T; equal to "reference" (tested)
     num_workers: int = 0
     augment: bool = True
     train_subset: int | None = None
@@ -79,6 +80,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         _check_choice("schedule", self.schedule, ("cosine", "constant"))
         _check_choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
+        _check_choice("neuron_backend", self.neuron_backend, ("fused", "reference"))
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from mpdsnn.errors import UserError
 from mpdsnn.losses import predict
 from mpdsnn.methods import Method, create_method
 from mpdsnn.models import create_model
-from mpdsnn.neuron import AdaptiveThreshold
+from mpdsnn.neuron import AdaptiveThreshold, fuse_neurons
 from mpdsnn.probes import ProbeResult, run_probes, save_probes
 from mpdsnn.provenance import environment
 from mpdsnn.runfolder import RESUMABLE_CHANGES, RunLock, load_checkpoint, prepare_folder, save_checkpoint, write_json
@@ -287,6 +287,9 @@ class Trainer:
         splits = self._load_data()
         sample = splits.train[0][0]
         model = self._build_model(sample).to(self.device)
+        on_reference = fuse_neurons(model, c.neuron_backend)
+        if on_reference and c.neuron_backend == "fused":
+            log.info("%d spiking layers use the reference neuron (not fusable)", len(on_reference))
         if c.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         if self.dist.world_size > 1:

@@ -1,6 +1,7 @@
 """Spiking neurons: LIF dynamics, threshold policies and surrogate gradients."""
 
 from mpdsnn.neuron.decay import FangPLIFDecay, FixedDecay, LearnableDecay
+from mpdsnn.neuron.fused import fuse_neurons
 from mpdsnn.neuron.lif import LIFNode, NeuronTrace, record_traces, spiking_layers
 from mpdsnn.neuron.surrogate import atan_spike, rectangular_spike, sigmoid_spike
 from mpdsnn.neuron.threshold import (
@@ -23,6 +24,6 @@ from mpdsnn.neuron.width import (
 __all__ = [
     "AdaptiveThreshold", "EstimatedThreshold", "FangPLIFDecay", "FixedDecay", "FixedThreshold",
     "FixedWidth", "LIFNode", "LearnableDecay", "LearnableThreshold", "MPDAGLWidth", "NeuronTrace",
-    "SmoothSurrogate", "Surrogate", "TGOWidth", "ThresholdStep", "atan_spike", "mpd_statistics",
+    "SmoothSurrogate", "Surrogate", "fuse_neurons", "TGOWidth", "ThresholdStep", "atan_spike", "mpd_statistics",
     "rectangular_spike", "record_traces", "sigmoid_spike", "spiking_layers", "tgo_width",
 ]

@@ -12,7 +12,7 @@ in a hand-written BPTT that follows the reference's graph term by term, reset pa
 
 Forward values are bitwise those of the reference: the charge uses the same operations in the same
 order, and the threshold policy and width rule are the layer's own modules called per timestep
-(so AT's ``std_mean`` statistics and its ``running`` update are the reference's).
+(so AT's statistics and its ``running`` update are the reference's).
 
 Usage::
 

@@ -58,8 +58,9 @@ def mpd_statistics(u: Tensor, sync: bool = False) -> tuple[Tensor, Tensor]:
         return mean.to(u.dtype), var.sqrt().to(u.dtype)
     if u.numel() < 2:
         return u.mean(), torch.zeros((), dtype=u.dtype, device=u.device)
-    std, mean = torch.std_mean(u.float())
-    return mean.to(u.dtype), std.to(u.dtype)
+    # Two reductions, not torch.std_mean: on CPU std_mean measured 5-10x slower (docs/bench.md).
+    x = u.float()
+    return x.mean().to(u.dtype), x.std().to(u.dtype)
 
 
 class AdaptiveThreshold(nn.Module):
