@@ -88,7 +88,7 @@ def test_tiny_bench_has_every_row_and_column(tiny):
     assert list(table.columns) == COLUMNS
     neuron = table[table.level == "neuron"]
     expected = {"mpdsnn fixed (reference)", FIXED_FUSED, "mpdsnn ds-atgo (reference)",
-                "mpdsnn ds-atgo (fused)", "mpdsnn ds-atgo (fused, two-pass stats)",
+                "mpdsnn ds-atgo (fused)",
                 "spikingjelly LIFNode (torch)", "snntorch Leaky (loop)"}
     for (_, T), group in neuron.groupby(["workload", "T"]):
         assert set(group.impl) == expected

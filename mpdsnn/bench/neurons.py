@@ -13,17 +13,15 @@ the fused backend) against the two libraries the field uses, configured as the s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from mpdsnn.methods import LayerContext, create_method
-from mpdsnn.neuron import threshold as threshold_module
 from mpdsnn.neuron.fused import fuse_neurons
 
 log = logging.getLogger(__name__)
@@ -79,37 +77,9 @@ def snntorch_forward(node: nn.Module, x: Tensor) -> Tensor:
     return torch.stack(spikes)
 
 
-@contextlib.contextmanager
-def two_pass_statistics() -> Iterator[None]:
-    """Within the block, AT's statistics use ``mean()`` and ``std()`` (two vectorised passes)
-    instead of ``torch.std_mean`` (one Welford pass, not vectorised on CPU). A proposal being
-    measured, not the product: thresholds then differ from the reference in the last bits."""
-    original = threshold_module.mpd_statistics
-
-    def fast(u: Tensor) -> tuple[Tensor, Tensor]:
-        u = u.detach()
-        if u.numel() < 2:
-            return original(u)
-        uf = u.float()
-        return uf.mean().to(u.dtype), uf.std().to(u.dtype)
-
-    threshold_module.mpd_statistics = fast
-    try:
-        yield
-    finally:
-        threshold_module.mpd_statistics = original
-
-
 def candidates(T: int, with_libraries: bool = True) -> list[NeuronCandidate]:
-    """Our four neurons, the two-pass-statistics DS-ATGO, and the libraries if installed."""
+    """Our four neurons (fixed and DS-ATGO, reference and fused), and the libraries if installed."""
     out = [ours(m, b, T) for m in ("fixed", "ds-atgo") for b in ("reference", "fused")]
-    fast = ours("ds-atgo", "fused", T)
-
-    def fast_forward(x: Tensor, node: nn.Module = fast.module) -> Tensor:
-        with two_pass_statistics():
-            return node(x)
-
-    out.append(NeuronCandidate("mpdsnn ds-atgo (fused, two-pass stats)", fast_forward, fast.module))
     if with_libraries:
         out += _library_candidates()
     return out

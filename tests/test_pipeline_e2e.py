@@ -1,0 +1,193 @@
+"""The whole suite end to end: a tiny copy of the default pipeline through the real `dvc repro`
+in a temporary git repository, its MLflow store, its report, and a person's view in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+METHODS = ["ds-atgo", "vanilla"]
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(PATH=f"{BIN}:{env['PATH']}", DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    return env
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("pipeline")
+    for name in ("mpdsnn", "baselines"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.update(methods=METHODS, datasets_run=["digits"], seeds=[0])
+    params["train"].update(probe_every=1, probe_samples=32, train_subset=128, test_subset=64)
+    params["datasets"]["digits"].update(epochs=2)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], root)
+    _run(["dvc", "init", "-q"], root)
+    _run(["dvc", "config", "core.analytics", "false"], root)
+    _run([sys.executable, "-m", "mpdsnn.report", "dvc-templates", ".dvc/plots"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "tiny pipeline"], root)
+    first = _run(["dvc", "repro"], root)
+    second = _run(["dvc", "repro"], root)
+    return {"root": root, "first": first.stdout, "second": second.stdout}
+
+
+def test_every_stage_ran_and_wrote_its_run_folder(pipeline):
+    out = pipeline["first"]
+    for stage in ("prepare@digits", *[f"train@digits-{m}-0" for m in METHODS], "report"):
+        assert f"Running stage '{stage}'" in out
+    for method in METHODS:
+        metrics = json.loads((pipeline["root"] / f"runs/default/digits/{method}/seed0/metrics.json").read_text())
+        assert metrics["status"] == "finished" and metrics["method"] == method and metrics["epochs"] == 2
+
+
+def test_a_second_repro_has_nothing_to_do(pipeline):
+    assert "Running stage" not in pipeline["second"]
+    assert "up to date" in pipeline["second"]
+
+
+def test_mlflow_store_holds_the_runs_with_metrics_and_tags(pipeline):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{pipeline['root'] / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mpdsnn-default")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["method"] for r in runs) == sorted(METHODS)
+    for run in runs:
+        tags = run.data.tags
+        assert tags["dvc_stage"] == f"train@digits-{tags['method']}-0"
+        assert tags["dataset"] == "digits" and tags["seed"] == "0" and tags["data_fingerprint"]
+        assert len(tags["git_commit"]) == 40
+        history = client.get_metric_history(run.info.run_id, "test/acc")
+        assert [m.step for m in history] == [1, 2]
+        folder = pipeline["root"] / f"runs/default/digits/{tags['method']}/seed0"
+        assert history[-1].value == pytest.approx(pd.read_csv(folder / "history.csv")["test_acc"].iloc[-1])
+        assert "probe/firing_rate/layer00" in run.data.metrics
+        assert run.data.params["method"] == tags["method"]
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"metrics.json", "history.csv", "probes", "model.pt"} <= artifacts
+
+
+def test_report_tables_have_one_row_per_method(pipeline):
+    reports = pipeline["root"] / "reports"
+    table = pd.read_csv(next((reports / "tables").glob("*.csv")))
+    assert sorted(table["method"]) == sorted(METHODS)
+    assert set(table["n"]) == {1}
+    md = (reports / "README.md").read_text()
+    assert "Published vs reproduced" in md and "claims" in md.lower()
+    summary = json.loads((reports / "summary.json").read_text())
+    runs = {m: json.loads((pipeline["root"] / f"runs/default/digits/{m}/seed0/metrics.json").read_text())
+            for m in METHODS}
+    for m in METHODS:
+        assert summary[f"digits/{m}/best_test_acc_mean"] == pytest.approx(runs[m]["best_test_acc"])
+
+
+def test_figures_are_images_drawn_from_the_run_data(pipeline):
+    figures = pipeline["root"] / "reports" / "figures"
+    pngs = sorted(figures.glob("*.png"))
+    assert {p.stem.split("-")[0] for p in pngs} >= {"fig5_window_fractions", "fig6_ablation_curves",
+                                                    "fig8_firing_rate_per_layer", "fig11_grad_available_per_layer",
+                                                    "fig2_mpd_histograms", "fig10_firing_rate_per_timestep"}
+    for png in pngs:
+        with Image.open(png) as im:
+            assert im.size[0] > 200 and im.size[1] > 150
+    fig8 = pd.read_csv(next(figures.glob("fig8_firing_rate_per_layer*.csv")))
+    for method in METHODS:
+        layers = pd.read_csv(pipeline["root"] / f"runs/default/digits/{method}/seed0/probes/layers.csv")
+        last = layers[layers["epoch"] == layers["epoch"].max()].sort_values("layer")
+        plotted = fig8[fig8["method"] == method].sort_values("layer")
+        np.testing.assert_allclose(plotted["firing_rate"].to_numpy(), last["firing_rate"].to_numpy(), rtol=1e-6)
+
+
+# ----- what a person sees, in a real browser ------------------------------------------------------
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def browser():
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+def test_report_page_shows_methods_and_loads_every_figure(pipeline, browser):
+    page = browser.new_page()
+    page.goto((pipeline["root"] / "reports" / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    text = page.inner_text("body")
+    for method in METHODS:
+        assert method in text
+    images = page.evaluate("Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0])")
+    assert len(images) >= 6
+    assert all(ok for _, ok in images), [src for src, ok in images if not ok]
+    page.screenshot(path=str(pipeline["root"] / "reports-screenshot.png"), full_page=True)
+
+
+def test_mlflow_ui_lists_the_pipeline_runs(pipeline, browser):
+    port = _free_port()
+    store = pipeline["root"] / "mlflow.db"
+    env = {**_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{store}",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        page = browser.new_page()
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
+                break
+            except Exception:
+                time.sleep(1)
+        page.get_by_text("mpdsnn-default").first.click(timeout=60000)
+        for method in METHODS:
+            page.get_by_text(f"digits/{method}/seed0").first.wait_for(timeout=60000)
+        page.screenshot(path=str(pipeline["root"] / "mlflow-screenshot.png"))
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
