@@ -60,13 +60,15 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     except subprocess.TimeoutExpired:
         proc.kill()
         stdout, stderr = proc.communicate()
-        pytest.fail(f"{' '.join(proc.args)} ran over {timeout} s\nstdout:\n{stdout}\nstderr:\n{stderr}")
+        pytest.fail(f"{' '.join(proc.args)} ran over {timeout} s\n"
+                    f"stdout:\n{stdout}\nstderr:\n{stderr}")
     assert proc.returncode == 0, (
         f"{' '.join(proc.args)} exited {proc.returncode}\nstdout:\n{stdout}\nstderr:\n{stderr}")
     return stdout
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120) -> str:
+def _run(args: list[str], env: dict[str, str], cwd: Path | None = None,
+         timeout: float = 120) -> str:
     return _finish(_start(args, env, cwd), timeout)
 
 
@@ -100,14 +102,18 @@ def _expected_widths(run: Path) -> dict[str, float]:
             for key, w in state.items() if key.endswith(".decay.w")}
 
 
-def test_lsg_width_and_gradient_window():
+def test_lsg_absent_from_repo_and_its_gradient_window():
     """The plugin module's rule, imported straight from its source folder (no install): width
-    ``2 sqrt(1 + beta^2)`` from the layer's decay, gradient ``1/w`` inside ``|U - Vth| <= w/2``."""
-    script = textwrap.dedent("""
-        import json, torch
-        import mpdsnn_lsg_plugin  # registers "lsg" on import
+    ``2 sqrt(1 + beta^2)`` from the layer's decay, gradient ``1/w`` inside ``|U - Vth| <= w/2``.
+    Before the import, this repository alone does not know ``lsg``: nothing here was edited."""
+    script = textwrap.dedent(f"""
+        import json, sys, torch
         from mpdsnn.errors import UserError
-        from mpdsnn.methods import LayerContext, create_method
+        from mpdsnn.methods import LayerContext, create_method, list_methods
+
+        bare = list_methods()
+        sys.path.insert(0, {str(PLUGIN_SRC)!r})
+        import mpdsnn_lsg_plugin  # registers "lsg" on import
 
         node = create_method("lsg", init_tau=0.5).neuron(LayerContext(T=1))
         x = torch.linspace(-1.0, 3.0, 401).reshape(1, 401).requires_grad_()
@@ -118,12 +124,15 @@ def test_lsg_width_and_gradient_window():
             error = None
         except UserError as exc:
             error = str(exc)
-        print(json.dumps({"x": x.detach()[0].tolist(), "grad": x.grad[0].tolist(),
+        print(json.dumps({{"x": x.detach()[0].tolist(), "grad": x.grad[0].tolist(),
                           "learnable": [n for n, _ in node.named_parameters()],
                           "fixed_params": [n for n, _ in fixed.named_parameters()],
-                          "error": error}))
+                          "error": error, "bare": bare, "with_plugin": list_methods()}}))
     """)
-    out = json.loads(_run([sys.executable, "-c", script], _env(PLUGIN_SRC)).strip().splitlines()[-1])
+    stdout = _run([sys.executable, "-c", script], _env())
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert "ds-atgo" in out["bare"] and "lsg" not in out["bare"]
+    assert sorted([*out["bare"], "lsg"]) == out["with_plugin"]
     width = 2 * math.sqrt(1 + 0.5**2)  # beta = sigmoid(logit(0.5)) = 0.5
     for x, grad in zip(out["x"], out["grad"]):
         inside = abs(x - 1.0) <= width / 2 - 1e-5
@@ -146,18 +155,12 @@ def test_installed_plugin_lists_trains_and_runs_in_dvc(tmp_path):
     run = tmp_path / "run"
     dvc = [sys.executable, "-m", "dvc"]
     # Independent processes run side by side: each is mostly Python start-up and imports.
-    bare = _start([sys.executable, "-c", "from mpdsnn.methods import list_methods; "
-                   "print(','.join(list_methods()))"], _env())
     listing = _start([sys.executable, "-m", "mpdsnn.cli", "list"], env)
     training = _start([sys.executable, "-m", "mpdsnn.cli", "train", "--method", "lsg",
                        "--dataset", "digits", "--epochs", "1", "--no-tracking",
                        "--set", "train_subset=200", "--set", "test_subset=100",
                        "--set", "probe_samples=32", "--out", str(run)], env, cwd=tmp_path)
     first = _start([*dvc, "repro"], env, cwd=project)
-
-    # This repository alone does not know the method: nothing here was edited to add it.
-    bare_methods = _finish(bare).strip().split(",")
-    assert "ds-atgo" in bare_methods and "lsg" not in bare_methods
 
     # (a) the CLI lists it, with its docstring's first line.
     listed = _finish(listing)
@@ -177,12 +180,13 @@ def test_installed_plugin_lists_trains_and_runs_in_dvc(tmp_path):
 
     # (c) a DVC pipeline of the repository's shape trains it, then has nothing left to do.
     first_out = _finish(first, timeout=180)
-    assert "Running stage 'train@lsg-0'" in first_out, first_out
-    stage_run = project / "runs" / "digits" / "lsg" / "seed0"
+    assert "Running stage 'train@digits-lsg-0'" in first_out, first_out
+    stage_run = project / "runs" / "plugin" / "digits" / "lsg" / "seed0"
     stage_metrics = json.loads((stage_run / "metrics.json").read_text())
     assert (stage_metrics["status"], stage_metrics["method"]) == ("finished", "lsg")
-    assert yaml.safe_load((stage_run / "config.yaml").read_text())["method_options"]["init_tau"] == 0.3
-    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["train@lsg-0"]
+    stage_config = yaml.safe_load((stage_run / "config.yaml").read_text())
+    assert stage_config["method_options"]["init_tau"] == 0.3
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["train@digits-lsg-0"]
     assert lock["params"]["params.yaml"]["method_options.lsg"] == {"init_tau": 0.3}
 
     second = _run([*dvc, "repro"], env, cwd=project)
@@ -194,7 +198,7 @@ def test_installed_plugin_lists_trains_and_runs_in_dvc(tmp_path):
     with open(site / "mpdsnn_lsg_plugin.py", "a") as module:
         module.write("\n# edited\n")
     status = _run([*dvc, "status"], env, cwd=project)
-    assert "train@lsg-0" in status and "mpdsnn_lsg_plugin.py" in status, status
+    assert "train@digits-lsg-0" in status and "mpdsnn_lsg_plugin.py" in status, status
 
     assert _git_status() == before, "the test changed files in this repository"
 
@@ -209,6 +213,7 @@ def _dvc_project(root: Path, plugin_module: Path) -> None:
     params = {
         "pipeline": "plugin",
         "methods": ["lsg"],
+        "datasets_run": ["digits"],
         "seeds": [0],
         "train": {"epochs": 1, "batch_size": 64, "train_subset": 200, "test_subset": 100,
                   "probe_samples": 32, "tracking": False, "device": "cpu"},
@@ -218,16 +223,15 @@ def _dvc_project(root: Path, plugin_module: Path) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     mpdsnn = "mpdsnn" if (Path(sys.executable).parent / "mpdsnn").exists() \
         else f"{sys.executable} -m mpdsnn.cli"
+    path = "${pipeline}/${item.dataset}/${item.method}/seed${item.seed}"
     stage = {
-        "matrix": {"method": "${methods}", "seed": "${seeds}"},
-        "cmd": (f"MPDSNN_DVC_STAGE=train@digits-${{item.method}}-${{item.seed}} "
-                f"{mpdsnn} train --params params.yaml --dataset digits --method ${{item.method}} "
-                "--seed ${item.seed} --out runs/digits/${item.method}/seed${item.seed} "
-                "--checkpoint-dir checkpoints/digits/${item.method}/seed${item.seed} --resume"),
+        "matrix": {"dataset": "${datasets_run}", "method": "${methods}", "seed": "${seeds}"},
+        "cmd": ("MPDSNN_DVC_STAGE=train@${item.dataset}-${item.method}-${item.seed} "
+                f"{mpdsnn} train --params params.yaml --dataset ${{item.dataset}} "
+                "--method ${item.method} --seed ${item.seed} "
+                f"--out runs/{path} --checkpoint-dir checkpoints/{path} --resume"),
         "deps": [str(plugin_module)],
-        "params": ["train", "datasets.digits", "method_options.${item.method}"],
-        "outs": ["runs/digits/${item.method}/seed${item.seed}",
-                 {"checkpoints/digits/${item.method}/seed${item.seed}":
-                  {"persist": True, "cache": False}}],
+        "params": ["train", "datasets.${item.dataset}", "method_options.${item.method}"],
+        "outs": [f"runs/{path}", {f"checkpoints/{path}": {"persist": True, "cache": False}}],
     }
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stage}}, sort_keys=False))
