@@ -155,7 +155,10 @@ def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str
     found = client.get_experiment_by_name(name)
     if found is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_location)
+            # MLflow 3's UI opens an experiment on its GenAI overview unless told it holds
+            # model-training runs: this tag makes it open on the runs table.
+            return client.create_experiment(name, artifact_location=artifact_location,
+                                            tags={"mlflow.experimentKind": "custom_model_development"})
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise

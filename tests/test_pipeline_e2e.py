@@ -184,6 +184,7 @@ def test_mlflow_ui_lists_the_pipeline_runs(pipeline, browser):
                 break
             except Exception:
                 time.sleep(1)
+        page.get_by_text("Model training").first.click(timeout=60000)  # not the GenAI view
         page.get_by_text("mpdsnn-default").first.click(timeout=60000)
         for method in METHODS:
             page.get_by_text(f"digits/{method}/seed0").first.wait_for(timeout=60000)
