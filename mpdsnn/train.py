@@ -195,7 +195,7 @@ class Trainer:
         return x
 
     def _train_epoch(self, model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer,
-                     epoch: int) -> tuple[float, float]:
+                     epoch: int) -> tuple[float, float, int]:
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
         batches = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if self.dist.is_main else True)
@@ -221,7 +221,7 @@ class Trainer:
             total_loss += loss.item() * y.numel()
             correct += (predict(out.detach()) == y).sum().item()
             seen += y.numel()
-        return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1)
+        return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1), seen * self.dist.world_size
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset) -> tuple[float, float]:
@@ -326,14 +326,16 @@ class Trainer:
             for epoch in range(state.epoch + 1, c.epochs + 1):
                 start = time.perf_counter()
                 loader = self._loader(splits.train, train=True, epoch=epoch)
-                train_loss, train_acc = self._train_epoch(model, loader, opt, epoch)
+                train_loss, train_acc, seen = self._train_epoch(model, loader, opt, epoch)
+                train_time = time.perf_counter() - start
                 sched.step()
                 val_acc = self.evaluate(model, splits.val)[1] if splits.val is not None else None
                 test_loss, test_acc = self.evaluate(model, splits.test)
                 seconds = time.perf_counter() - start
                 row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
                        "train_acc": train_acc, "val_acc": val_acc, "test_loss": test_loss,
-                       "test_acc": test_acc, "seconds": seconds}
+                       "test_acc": test_acc, "seconds": seconds,
+                       "train_samples_per_s": seen / max(train_time, 1e-9)}
                 state.history.append(row)
                 state.train_seconds += seconds
                 state.epoch = epoch
@@ -388,6 +390,7 @@ class Trainer:
             "last_test_acc": float(hist["test_acc"].iloc[-1]),
             "val_selected_test_acc": None, "val_selected_epoch": None,
             "train_seconds": state.train_seconds,
+            "train_samples_per_s": float(hist["train_samples_per_s"].median()),
             "params": sum(p.numel() for p in model.parameters()),
             "data_fingerprint": splits.fingerprint, "git_commit": env["git_commit"],
         }
