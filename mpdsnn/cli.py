@@ -208,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped, e.g. by pytest)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     if sys.stderr.isatty():
@@ -215,7 +227,7 @@ def _configure_logging(verbose: bool) -> None:
         handler: logging.Handler = RichHandler(show_path=False, markup=False)
         fmt = "%(message)s"
     else:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         fmt = "%(asctime)s %(levelname)s %(message)s"
     handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
