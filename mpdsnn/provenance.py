@@ -28,6 +28,17 @@ def git_state(cwd: Path | None = None) -> tuple[str, bool]:
         return "unknown", False
 
 
+def cpu_name() -> str:
+    """The processor's model name (``platform.processor()`` is often empty on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def package_versions() -> dict[str, str]:
     out = {}
     for name in PACKAGES:
@@ -46,7 +57,7 @@ def environment(device: torch.device, data_fingerprint: str) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "packages": package_versions(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_name(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch_threads": torch.get_num_threads(),

@@ -27,6 +27,7 @@ from mpdsnn.bench.measure import Timing, peak_bytes, saved_bytes, time_interleav
 from mpdsnn.bench.models import ModelWorkload, train_steps
 from mpdsnn.bench.pipeline import loader_throughput
 from mpdsnn.errors import UserError, unknown_name
+from mpdsnn.provenance import cpu_name
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ def _ratio(a: float, b: float) -> float:
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+                            "cpu": cpu_name(), "cpu_count": os.cpu_count(),
                             "load_avg_1m": _load(),
                             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                             "cuda_device": (torch.cuda.get_device_name() if torch.cuda.is_available()
@@ -228,16 +229,6 @@ def machine() -> dict[str, Any]:
 
 def _load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def write(table: pd.DataFrame, out_dir: Path, sizes: str, info: dict[str, Any]) -> None:

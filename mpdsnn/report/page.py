@@ -25,6 +25,7 @@ import mpdsnn
 from mpdsnn.errors import UserError
 from mpdsnn.report import _plot, figures, tables, vega
 from mpdsnn.report.collect import RunTables, load_tables
+from mpdsnn.provenance import cpu_name
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +138,6 @@ def _version(package: str) -> str:
         return "-"
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _versions(series: pd.Series) -> str:
     counts = series.value_counts()
     if len(counts) == 1:
@@ -172,7 +163,7 @@ def environment_markdown(run_tables: RunTables) -> str:
     parts += ["Packages:", "", tables.to_markdown(pkg), ""]
     parts += [
         "This report: Python {}, {}, CPU {} ({} cores); no GPU is used (it reads files only).".format(
-            platform.python_version(), platform.platform(), _cpu_name(), os.cpu_count()), ""]
+            platform.python_version(), platform.platform(), cpu_name(), os.cpu_count()), ""]
     return "\n".join(parts)
 
 
