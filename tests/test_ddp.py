@@ -79,6 +79,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_on_the_global_batch(tmp_path: Path) -> None:
     torch.manual_seed(1)
     x = torch.rand(T, N, 1, 8, 8) * 4
