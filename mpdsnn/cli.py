@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -56,7 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = build_config(args.config, overrides)
     metrics = train(config, Path(args.out), resume=args.resume)
-    print(json.dumps({k: metrics[k] for k in ("best_test_acc", "last_test_acc", "train_seconds")}))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: one line, not one per process
+        print(json.dumps({k: metrics[k] for k in ("best_test_acc", "last_test_acc", "train_seconds")}))
     return 0
 
 

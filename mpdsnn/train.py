@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-
+import math
 import os
 import random
 import signal
-
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from mpdsnn.config import TrainConfig
 from mpdsnn.data import DataSplits, dataset_info, load_dataset
+from mpdsnn.distributed import Distributed, all_reduce_sum, check_same_everywhere, main_first, wrap_model
 from mpdsnn.errors import UserError
 from mpdsnn.losses import predict
 from mpdsnn.methods import Method, create_method
@@ -83,25 +83,6 @@ def time_first(x: Tensor, T: int) -> Tensor:
             raise UserError(f"event frames have {x.shape[1]} timesteps but the model runs T={T}")
         return x.transpose(0, 1).contiguous()
     raise ValueError(f"expected a batch of images [N,C,H,W] or frames [N,T,C,H,W], got {tuple(x.shape)}")
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> "Distributed":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        return cls(rank=int(os.environ["RANK"]), world_size=world,
-                   local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
 @dataclass
@@ -202,15 +183,21 @@ class Trainer:
         for i, (x, y) in enumerate(batches):
             if self.cfg.limit_batches is not None and i >= self.cfg.limit_batches:
                 break
-            if self._stop_signal is not None:
-                raise Interrupted()
             x, y = self._to_input(x), y.to(self.device)
             with self._autocast():
                 out = model(x)
                 loss = self.method.loss(out, y, self.cfg.label_smoothing)
-            if not torch.isfinite(loss):
+            # One all-reduce per batch (none for a single process): the epoch's numbers are
+            # over the global batch, and every rank stops (signal) or fails (NaN) at the same
+            # batch instead of leaving the others waiting in DDP's gradient all-reduce.
+            batch_loss, batch_correct, n, stop = all_reduce_sum(
+                [loss.item() * y.numel(), (predict(out.detach()) == y).sum().item(), y.numel(),
+                 self._stop_signal is not None], self.device)
+            if stop:
+                raise Interrupted()
+            if not math.isfinite(batch_loss):
                 raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch}, batch {i + 1}; the last good "
+                    f"loss became {batch_loss / n} at epoch {epoch}, batch {i + 1}; the last good "
                     f"checkpoint is {self.ckpt_path if self.ckpt_path.exists() else 'none (first epoch)'}"
                     "; lower the learning rate (lr) or add grad_clip, then train again")
             opt.zero_grad(set_to_none=True)
@@ -218,10 +205,10 @@ class Trainer:
             if self.cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
             opt.step()
-            total_loss += loss.item() * y.numel()
-            correct += (predict(out.detach()) == y).sum().item()
-            seen += y.numel()
-        return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1), seen * self.dist.world_size
+            total_loss += batch_loss
+            correct += int(batch_correct)
+            seen += int(n)
+        return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1), seen  # seen: global
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset) -> tuple[float, float]:
@@ -269,22 +256,30 @@ class Trainer:
     # ----- the run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         c = self.cfg
-        if self.dist.world_size > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() and c.device != "cpu" else "gloo")
+        if self.dist.world_size > 1 and c.batch_size % self.dist.world_size:
+            raise UserError(f"batch_size {c.batch_size} is the global batch and must divide evenly "
+                            f"among the {self.dist.world_size} processes; choose a multiple of "
+                            f"{self.dist.world_size}")
         self.device = select_device(c.device, self.dist.local_rank)
+        own_group = self.dist.world_size > 1 and not dist.is_initialized()
+        if own_group:
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         seed_everything(c.seed, c.deterministic)
         config_dict = {**c.to_dict(), "T": self.T, "model": self.model_name,
                        "method_options": self.method.options}
-        lock = contextlib.nullcontext()
-        if self.dist.is_main:
-            prepare_folder(self.out, config_dict, self.resume)
-            lock = RunLock(self.out)
+        main_first(lambda: prepare_folder(self.out, config_dict, self.resume), others=False)
+        lock = RunLock(self.out) if self.dist.is_main else contextlib.nullcontext()
         with lock, self._signals():
-            return self._run(config_dict)
+            metrics = self._run(config_dict)
+        if own_group:  # only after success: a failed rank just exits and torchrun ends the rest
+            dist.destroy_process_group()
+        return metrics
 
     def _run(self, config_dict: dict[str, Any]) -> dict[str, Any]:
         c = self.cfg
-        splits = self._load_data()
+        splits = main_first(self._load_data)  # rank 0 downloads and caches, the others then read
         sample = splits.train[0][0]
         model = self._build_model(sample).to(self.device)
         on_reference = fuse_neurons(model, c.neuron_backend)
@@ -293,11 +288,7 @@ class Trainer:
         if c.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         if self.dist.world_size > 1:
-            for m in model.modules():
-                if isinstance(m, AdaptiveThreshold):
-                    m.sync = c.sync_thresholds
-            model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index]
-                                                        if self.device.type == "cuda" else None)
+            model = wrap_model(model, self.device, c.sync_thresholds)
         opt, sched = self._optimizer(model)
         state = RunState()
         if self.resume and self.ckpt_path.exists():
@@ -315,6 +306,8 @@ class Trainer:
                                 "settings or delete the checkpoint to start afresh")
         elif self.resume:
             log.info("--resume: no checkpoint at %s yet, starting from scratch", self.ckpt_path)
+        check_same_everywhere("the epoch to resume after", state.epoch, self.device,
+                              "put --checkpoint-dir on a filesystem every node can read")
         env = environment(self.device, splits.fingerprint)
         tracker = self._open_tracker(config_dict, splits.fingerprint)
         if self.dist.is_main:

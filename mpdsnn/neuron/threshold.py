@@ -107,7 +107,9 @@ class AdaptiveThreshold(nn.Module):
                 f"this adaptive threshold was built for T={self.running.numel()} timesteps but "
                 f"received timestep {t + 1}; build the model with the T you train with"
             )
-        mean, std = mpd_statistics(u, self.sync)
+        # Sync only in training: in eval every rank sees the whole batch, and summing identical
+        # copies would cost a collective and count each sample once per rank.
+        mean, std = mpd_statistics(u, self.sync and self.training)
         if self.training or self.eval_source == "batch":
             stat = (self.fc * (mean + std)).clamp_min(self.min_theta)
             if self.training:

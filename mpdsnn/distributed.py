@@ -1,0 +1,199 @@
+"""Multi-process training under ``torchrun``: who this process is, the model wrapping, and the
+few things every process must agree on.
+
+Rules the engine follows so that N processes behave like one process on the global batch:
+
+* every rank calls the same collectives in the same order (a rank that skips one hangs the rest);
+* only rank 0 writes files and talks to MLflow;
+* a :class:`UserError` on rank 0 (a finished run folder, a missing dataset) reaches every rank
+  (:func:`main_first`), so all exit with the same message instead of waiting in a collective;
+* with ``sync_thresholds`` the AT statistics *and* the BatchNorm statistics are those of the
+  global batch (:func:`wrap_model`): BN feeds every spiking layer, so syncing the threshold
+  alone makes only the first spiking layer match a single process.
+
+Usage::
+
+    d = Distributed.from_env()                     # RANK / WORLD_SIZE / LOCAL_RANK from torchrun
+    model = wrap_model(model, device, sync_thresholds=True)   # DDP + synced AT and BN
+    loss_sum, correct, n, stop = all_reduce_sum([loss_sum, correct, n, stop], device)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from mpdsnn.errors import UserError
+from mpdsnn.neuron import AdaptiveThreshold
+
+R = TypeVar("R")
+
+
+@dataclass
+class Distributed:
+    """This process's place in the job; ``world_size == 1`` is an ordinary single process."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(rank=int(os.environ["RANK"]), world_size=world,
+                   local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def active() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def main_first(fn: Callable[[], R], others: bool = True) -> R | None:
+    """Run ``fn`` on rank 0, then (``others=True``) on the other ranks.
+
+    Downloads and caches are then written by one process, and a :class:`UserError` raised on
+    rank 0 is re-raised on every rank with the same message. Single process: just ``fn()``.
+    """
+    if not active():
+        return fn()
+    result: R | None = None
+    error: list[str | None] = [None]
+    if dist.get_rank() == 0:
+        try:
+            result = fn()
+        except UserError as exc:
+            error[0] = str(exc)
+    dist.broadcast_object_list(error, src=0)
+    if error[0] is not None:
+        raise UserError(error[0])
+    if dist.get_rank() != 0 and others:
+        result = fn()
+    return result
+
+
+def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]:
+    """Sum a few numbers over all ranks (float64); single process: the numbers themselves."""
+    if not active():
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def check_same_everywhere(name: str, value: int, device: torch.device, fix: str) -> None:
+    """Raise the same :class:`UserError` on every rank unless all ranks hold the same ``value``."""
+    if not active():
+        return
+    t = torch.tensor([value, -value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    low, high = -int(t[1]), int(t[0])
+    if low != high:
+        raise UserError(f"the processes disagree on {name} (from {low} to {high}); {fix}")
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose backward sums the gradients over ranks (the gradient of the global
+    loss, which every rank's statistics share)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor, group: Any) -> Tensor:
+        ctx.group = group
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over the global batch for CPU processes (gloo).
+
+    PyTorch's SyncBatchNorm is GPU-only: its forward refuses CPU tensors ("expected input tensor
+    to be on GPU") and DDP refuses to wrap it on CPU. This computes the global per-channel sum
+    and sum of squares (float64) with one autograd-aware all-reduce and normalises with them,
+    so the output, the running statistics and the gradients are those of BN over the global
+    batch. Outside training or a process group it is plain BN. Input ``[N, C, ...]``.
+    """
+
+    def _check_input_dim(self, x: Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input [N, C, ...], got {x.dim()}D")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and active()):
+            return super().forward(x)
+        self._check_input_dim(x)
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        local = torch.cat([x.sum(dims, dtype=torch.float64), (x * x).sum(dims, dtype=torch.float64),
+                           torch.full((1,), x.numel() // c, dtype=torch.float64)])
+        total = _AllReduceSum.apply(local, dist.group.WORLD)
+        n = total[-1]
+        mean = total[:c] / n
+        var = (total[c:2 * c] / n - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = (self.momentum if self.momentum is not None
+                          else 1.0 / float(self.num_batches_tracked))
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
+                self.running_var.lerp_((var * n / (n - 1)).to(self.running_var.dtype), factor)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        y = (x - mean.to(x.dtype).view(shape)) * torch.rsqrt(var.to(x.dtype).view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+    @classmethod
+    def convert(cls, module: nn.Module) -> nn.Module:
+        """Replace every BatchNorm{1,2,3}d in ``module`` (nested ones too) by a GlobalBatchNorm
+        sharing its parameters and buffers; returns the converted module."""
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
+                module, (cls, nn.SyncBatchNorm)):
+            new = cls(module.num_features, module.eps, module.momentum, module.affine,
+                      module.track_running_stats)
+            if module.affine:
+                new.weight, new.bias = module.weight, module.bias
+            if module.track_running_stats:
+                new.running_mean, new.running_var = module.running_mean, module.running_var
+                new.num_batches_tracked = module.num_batches_tracked
+            new.train(module.training)
+            return new
+        for name, child in module.named_children():
+            module.add_module(name, cls.convert(child))
+        return module
+
+
+def wrap_model(model: nn.Module, device: torch.device, sync_thresholds: bool) -> nn.Module:
+    """Wrap ``model`` (already on ``device``) in DistributedDataParallel.
+
+    ``sync_thresholds=True``: every AdaptiveThreshold computes its MPD statistics over the
+    global batch and every BatchNorm computes its statistics over the global batch
+    (:class:`torch.nn.SyncBatchNorm` on GPUs, :class:`GlobalBatchNorm` on CPU), so each rank's
+    thresholds equal those one process would compute on the whole batch. ``False``: per-rank
+    statistics (no extra communication; the thresholds then depend on the number of processes).
+    """
+    for m in model.modules():
+        if isinstance(m, AdaptiveThreshold):
+            m.sync = sync_thresholds
+    if sync_thresholds:
+        model = (GlobalBatchNorm.convert(model) if device.type == "cpu"
+                 else nn.SyncBatchNorm.convert_sync_batchnorm(model))
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
