@@ -41,6 +41,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # official code 0.1; the paper says only "cross-entropy"
     grad_clip: float | None = None
     seed: int = 0
+    split_seed: int = 0  # data splits and the probe batch stay fixed across training seeds
     deterministic: bool = True  # same seed, same numbers on CPU
     device: str = "auto"  # auto = cuda when available
     amp: bool = True  # bf16 autocast, CUDA only
@@ -87,8 +88,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def data_config(self, T: int, augment: bool | None = None) -> DataConfig:
-        """What the dataset registry needs, with this config's seed as the split seed."""
-        return DataConfig(root=Path(self.data_root), T=T, seed=self.seed,
+        """What the dataset registry needs. Splits use ``split_seed``, not the training seed, so
+        the spread over seeds measures training variance, not a mix with split variance."""
+        return DataConfig(root=Path(self.data_root), T=T, seed=self.split_seed,
                           mirror=Path(self.mirror) if self.mirror else None, download=self.download,
                           augment=self.augment if augment is None else augment,
                           train_subset=self.train_subset, test_subset=self.test_subset,

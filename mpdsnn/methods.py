@@ -113,10 +113,31 @@ def create_method(name: str, **options: Any) -> Method:
             f"unknown option(s) {', '.join(unknown)} for method {name!r}; "
             f"valid options: {', '.join(valid) or 'none'}"
         )
-    method = builder(**options)
+    for key, value in options.items():
+        _check_option_type(name, key, value, valid[key])
+    try:
+        method = builder(**options)
+        method.neuron(LayerContext(T=1))  # build one layer now: bad values fail here, not mid-model
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad option for method {name!r} ({', '.join(f'{k}={v!r}' for k, v in options.items())}): "
+                        f"{exc}; see `mpdsnn list` and the method's docstring") from None
     resolved = {**valid, **options}
     return Method(neuron=method.neuron, loss=method.loss, norm_scale=method.norm_scale,
                   name=name, options=resolved)
+
+
+def _check_option_type(method: str, key: str, value: Any, default: Any) -> None:
+    """Options take the type of their default (a number where the default is a number)."""
+    if isinstance(default, bool):
+        ok, words = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok, words = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        ok, words = isinstance(value, str), "a string"
+    else:
+        return
+    if not ok:
+        raise UserError(f"option {key} of method {method!r} must be {words}; got {value!r}")
 
 
 # --- DS-ATGO and its ablations ---------------------------------------------------------------

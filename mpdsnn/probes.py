@@ -94,6 +94,8 @@ def run_probes(model: nn.Module, x: Tensor, epoch: int) -> ProbeResult:
         train_traces = [node.trace for _, node in layers]
     model.load_state_dict(snapshot)
     model.train(was_training)
+    for _, node in layers:
+        node.trace = None  # a probe batch's potentials are large (GPU memory): keep only the tables
 
     rows_t, rows_l, hists = [], [], []
     for index, ((name, ev), tr) in enumerate(zip(eval_traces, train_traces)):

@@ -81,7 +81,10 @@ def prepare_folder(folder: Path, config: dict[str, Any], resume: str | bool | No
                             f"would mix two runs in {folder}; resume with the original settings")
 
 
-RESUMABLE_CHANGES = {"device", "num_workers", "tracking", "tracking_uri", "run_name", "checkpoint_dir"}
+# Settings that may differ on --resume. Not num_workers: with workers, augmentation draws from
+# per-worker seeds instead of the main process's RNG, so the continuation would differ. A device
+# change is allowed (moving a run between machines) at the price of bitwise equality.
+RESUMABLE_CHANGES = {"device", "tracking", "tracking_uri", "run_name", "checkpoint_dir"}
 
 
 def atomic_write_bytes(path: Path, writer) -> None:

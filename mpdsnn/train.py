@@ -31,7 +31,7 @@ from mpdsnn.config import TrainConfig
 from mpdsnn.data import DataSplits, dataset_info, load_dataset
 from mpdsnn.distributed import Distributed, all_reduce_sum, check_same_everywhere, main_first, wrap_model
 from mpdsnn.errors import UserError
-from mpdsnn.losses import predict
+from mpdsnn.losses import mean_output_ce, predict
 from mpdsnn.methods import Method, create_method
 from mpdsnn.models import create_model
 from mpdsnn.neuron import AdaptiveThreshold, fuse_neurons
@@ -220,7 +220,7 @@ class Trainer:
             x, y = self._to_input(x), y.to(self.device)
             with self._autocast():
                 out = model(x)
-            total_loss += self.method.loss(out, y, 0.0).item() * y.numel()
+            total_loss += mean_output_ce(out, y).item() * y.numel()  # same loss for every method
             correct += (predict(out.float()) == y).sum().item()
             seen += y.numel()
         return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1)
@@ -319,13 +319,14 @@ class Trainer:
             for epoch in range(state.epoch + 1, c.epochs + 1):
                 start = time.perf_counter()
                 loader = self._loader(splits.train, train=True, epoch=epoch)
+                lr = opt.param_groups[0]["lr"]  # the rate this epoch trained with
                 train_loss, train_acc, seen = self._train_epoch(model, loader, opt, epoch)
                 train_time = time.perf_counter() - start
                 sched.step()
                 val_acc = self.evaluate(model, splits.val)[1] if splits.val is not None else None
                 test_loss, test_acc = self.evaluate(model, splits.test)
                 seconds = time.perf_counter() - start
-                row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
+                row = {"epoch": epoch, "lr": lr, "train_loss": train_loss,
                        "train_acc": train_acc, "val_acc": val_acc, "test_loss": test_loss,
                        "test_acc": test_acc, "seconds": seconds,
                        "train_samples_per_s": seen / max(train_time, 1e-9)}
@@ -351,8 +352,11 @@ class Trainer:
         return metrics
 
     def _probe_batch(self, data: Dataset) -> Tensor:
+        """A fixed, seeded random sample of the test set: test lists are often sorted by class
+        (event datasets by path), so their first samples would probe a few classes only."""
         n = min(self.cfg.probe_samples, len(data))
-        xs = torch.stack([data[i][0] for i in range(n)])
+        picks = np.random.default_rng([self.cfg.split_seed, 7]).choice(len(data), n, replace=False)
+        xs = torch.stack([data[int(i)][0] for i in np.sort(picks)])
         return self._to_input(xs)
 
     def _log_epoch(self, row: dict[str, Any], probe: ProbeResult | None, tracker) -> None:

@@ -112,3 +112,14 @@ def test_mpd_agl_uses_vth_half_and_scaled_bn():
     model = create_model("convnet", method, T=2, num_classes=10, in_channels=1)
     node = spiking_layers(model)[0][1]
     assert node.threshold.vth.item() == 0.5
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("ltmd", {"init_vth": "x"}, "option init_vth of method 'ltmd' must be a number"),
+    ("ds-atgo", {"learnable_decay": 1}, "must be true or false"),
+    ("ds-atgo", {"min_theta": 0}, "min_theta must be positive"),
+    ("fixed", {"width": -1}, "surrogate width must be positive"),
+])
+def test_bad_method_option_values_are_user_errors(name, options, message):
+    with pytest.raises(UserError, match=message):
+        create_method(name, **options)

@@ -201,3 +201,29 @@ def test_learnable_decay_starts_at_point_two_and_learns():
     x = torch.randn(2, 4, 50) + 1
     node(x).sum().backward()
     assert node.decay.w.grad is not None and node.decay.w.grad.abs().item() > 0
+
+
+def test_learnable_threshold_below_its_floor_still_learns():
+    """The floor is straight-through: a threshold pushed under min_theta keeps its gradient."""
+    node = LIFNode(FixedDecay(0.0), LearnableThreshold(0.5, min_theta=0.05), FixedWidth(1.0)).double()
+    with torch.no_grad():
+        node.threshold.w.fill_(math.atanh(0.01))  # below the floor
+    x = torch.tensor([[0.3, 0.04]], dtype=torch.float64, requires_grad=True)
+    s = node(x)
+    assert s.squeeze().tolist() == [1.0, 0.0]  # fires at the floor 0.05, not at 0.01
+    s.sum().backward()
+    assert node.threshold.w.grad.item() != 0
+
+
+def test_half_precision_input_is_computed_in_fp32():
+    """Under autocast BN hands the neuron bf16; thresholds and spikes must come out as in fp32."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 8, 500) * 1.3 + 0.2
+    ref = LIFNode(FixedDecay(0.2), AdaptiveThreshold(T=3), TGOWidth())
+    half = LIFNode(FixedDecay(0.2), AdaptiveThreshold(T=3), TGOWidth())
+    x16 = x.bfloat16()
+    out16 = half(x16)
+    assert out16.dtype == torch.bfloat16
+    assert torch.equal(out16.float(), ref(x16.float()))
+    assert half.threshold.running.dtype == torch.float32
+    assert torch.equal(half.threshold.running, ref.threshold.running)

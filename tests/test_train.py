@@ -202,3 +202,26 @@ def test_two_processes_cannot_write_one_run_folder(tmp_path, capsys):
     with RunLock(out):  # another open file description: flock conflicts exactly as across processes
         code, _, err = run_cli(["train", *FAST, "--out", str(out)], capsys)
     assert code == 2 and "is in use by another process" in err
+
+
+def test_history_logs_the_lr_each_epoch_trained_with_and_a_common_test_loss(tmp_path):
+    cfg = dict(dataset="digits", method="tet", epochs=2, batch_size=64, train_subset=128,
+               test_subset=64, probe_samples=32, tracking=False, lr=0.05)
+    train(build_config(overrides=cfg), tmp_path / "r")
+    hist = pd.read_csv(tmp_path / "r/history.csv")
+    assert hist["lr"].tolist() == pytest.approx([0.05, 0.025])  # cosine over 2 epochs: 0.05, then half
+    model = torch.load(tmp_path / "r/model.pt", weights_only=True)
+    assert model["config"]["method"] == "tet"
+
+
+def test_probe_batch_samples_every_class_of_a_class_sorted_test_set(tmp_path):
+    from torch.utils.data import TensorDataset
+    from mpdsnn.train import Trainer
+    labels = torch.arange(10).repeat_interleave(30)  # sorted by class, like event datasets
+    data = TensorDataset(torch.arange(300.0).view(300, 1, 1, 1).expand(300, 1, 8, 8), labels)
+    trainer = Trainer(build_config(overrides=dict(dataset="digits", probe_samples=60)), tmp_path)
+    trainer.device = torch.device("cpu")
+    batch = trainer._probe_batch(data)  # [T, 60, 1, 8, 8]; the pixel value is the sample index
+    picked = batch[0, :, 0, 0, 0].long()
+    assert len(set(labels[picked].tolist())) == 10
+    assert torch.equal(picked, trainer._probe_batch(data)[0, :, 0, 0, 0].long())  # fixed

@@ -6,6 +6,7 @@ knows the method only through ``method.neuron`` and ``method.norm_scale``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
@@ -35,10 +36,12 @@ def create_model(name: str, method: Method, T: int, num_classes: int, in_channel
         raise unknown_name("model", name, list(_MODELS))
     if T <= 0:
         raise UserError(f"T must be a positive number of timesteps, got {T}")
+    builder = _MODELS[name]
     try:
-        return _MODELS[name](method, T, num_classes=num_classes, in_channels=in_channels, **options)
+        inspect.signature(builder).bind(method, T, num_classes=num_classes, in_channels=in_channels, **options)
     except TypeError as exc:
         raise UserError(f"bad option for model {name!r}: {exc}") from None
+    return builder(method, T, num_classes=num_classes, in_channels=in_channels, **options)
 
 
 __all__ = ["create_model", "list_models", "ResNet18", "ResNet19", "SmallConvNet", "VGGSNN"]

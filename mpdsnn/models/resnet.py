@@ -65,7 +65,7 @@ class ResNet18(nn.Module):
         self.stages = nn.Sequential(_stage(c[0], c[0], 2, 1, method, T), _stage(c[0], c[1], 2, 2, method, T),
                                     _stage(c[1], c[2], 2, 2, method, T), _stage(c[2], c[3], 2, 2, method, T))
         self.pool = TimeDistributed(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
-        self.head = TimeDistributed(nn.Linear(c[3], num_classes))
+        self.head = TimeDistributed(nn.Linear(c[3], num_classes, bias=False))  # SPEC 1: bias-free
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.pool(self.stages(self.stem(x))))

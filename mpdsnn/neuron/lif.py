@@ -49,6 +49,10 @@ class LIFNode(nn.Module):
         self.backend = "reference"  # "fused": mpdsnn.neuron.fused where eligible (fuse_neurons)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype in (torch.float16, torch.bfloat16):
+            # Under autocast the BN output is half precision; thresholds, spikes and the AT
+            # statistics need fp32 (bf16 resolves ~2^-8 near theta). Spikes are exact in any dtype.
+            return self.forward(x.float()).to(x.dtype)
         if self.backend == "fused" and not self.recording and can_fuse(self):
             return fused_lif(self, x)
         tau, in_scale = self.decay()
@@ -98,4 +102,5 @@ def record_traces(model: nn.Module) -> Iterator[list[tuple[str, LIFNode]]]:
         yield layers
     finally:
         for _, node in layers:
-            node.recording = False
+            node.recording = False  # traces stay readable after the block (run_probes frees them)
+

@@ -143,8 +143,8 @@ class LearnableThreshold(nn.Module):
     """LTMD-style threshold ``Vth = tanh(w)`` per layer, trained through the surrogate.
 
     The gradient reaching ``w`` is minus the surrogate gradient of U (the spike is written on
-    ``U - Vth``). Guard: values below ``min_theta`` are clamped, which also stops a threshold
-    from being pushed through zero.
+    ``U - Vth``). Guard: the forward value is floored at ``min_theta`` (straight-through, so the
+    gradient is not cut and the threshold can recover).
     """
 
     def __init__(self, init_vth: float = 0.5, min_theta: float = 0.05) -> None:
@@ -155,4 +155,7 @@ class LearnableThreshold(nn.Module):
         self.w = nn.Parameter(torch.tensor(math.atanh(init_vth)))
 
     def forward(self, u: Tensor, t: int, tau: Tensor | float) -> ThresholdStep:
-        return ThresholdStep(fire=torch.tanh(self.w).clamp_min(self.min_theta))
+        v = torch.tanh(self.w)
+        # Straight-through floor: the forward never goes below min_theta, but the gradient still
+        # reaches w, so a threshold pushed under the floor can climb back.
+        return ThresholdStep(fire=v + (v.clamp_min(self.min_theta) - v).detach())
