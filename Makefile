@@ -26,8 +26,10 @@ test-fast: $(STAMP)  ## skip the tests that train or run a pipeline
 .dvc/plots/offline.html: $(STAMP)  ## DVC's plot page with Vega inlined (renders offline)
 	$(PY) -m mpdsnn.report dvc-templates .dvc/plots
 
+# One thread per training process unless told otherwise: these small models gain little from
+# intra-op threads, and two OpenMP pools spinning on two cores slowed an epoch 30-60x here.
 repro: $(STAMP) .dvc/plots/offline.html  ## the main job: every method on the embedded datasets
-	time dvc repro
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} time -p dvc repro
 
 report: $(STAMP)  ## rebuild reports/ from run folders, no training
 	mpdsnn report runs/default --out reports
