@@ -1,4 +1,5 @@
 # Two commands do all the set-up on a fresh machine: `make repro` (main job) and `make test`.
+SHELL := /bin/bash
 VENV ?= .venv
 PYTHON := $(shell command -v python3)  # resolved before PATH below puts the venv first
 PY := $(VENV)/bin/python
