@@ -21,7 +21,9 @@ def git_state(cwd: Path | None = None) -> tuple[str, bool]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        # dvc.lock is DVC's own bookkeeping, rewritten while a pipeline runs: not a code change.
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                 ":(exclude,glob)**/dvc.lock"], cwd=cwd,
                                 capture_output=True, text=True, check=True, timeout=10).stdout
         return commit, bool(status.strip())
     except (OSError, subprocess.SubprocessError):

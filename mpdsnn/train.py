@@ -412,6 +412,9 @@ class Trainer:
                                  "final/last_test_acc": metrics["last_test_acc"]}, step=self.cfg.epochs)
             tracker.log_artifacts(self.out)
             tracker.finish("FINISHED")
+            # The finished run lives in the run folder (model.pt). A leftover resume checkpoint
+            # would let a rerun after a code change "resume" at its last epoch and never train.
+            self.ckpt_path.unlink(missing_ok=True)
             log.info("finished: best test %.2f%% (epoch %d), last %.2f%%  -> %s", metrics["best_test_acc"],
                      metrics["best_epoch"], metrics["last_test_acc"], self.out)
         return metrics

@@ -95,6 +95,7 @@ def test_a_killed_run_resumes_to_the_same_numbers(tmp_path):
     full = pd.read_csv(tmp_path / "full/history.csv").drop(columns=TIMINGS)
     back = pd.read_csv(victim / "history.csv").drop(columns=TIMINGS)
     pd.testing.assert_frame_equal(full, back)
+    assert not (victim / "checkpoint" / "last.pt").exists()  # a finished run keeps no resume state
     wa = torch.load(tmp_path / "full/model.pt", weights_only=True)["state_dict"]
     wb = torch.load(victim / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
