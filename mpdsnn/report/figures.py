@@ -165,7 +165,7 @@ def _per_layer(layers: pd.DataFrame, out: Path, column: str, label: str, fig_tit
         if reference:
             ax.axhline(reference[0], color="black", ls=":", lw=1, label=reference[1])
         _plot.layer_axis(ax, part)
-        ax.set(ylabel=label, title=f"{fig_title}, {title} (last probe, mean ± std over seeds)")
+        ax.set(ylabel=label, title=f"{fig_title}, {title}\n(last probe, mean ± std over seeds)")
         _plot.legend(ax)
         return fig
 
