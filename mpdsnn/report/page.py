@@ -125,7 +125,11 @@ def _check_sections(sections: Iterable[Section]) -> list[Section]:
     for item in sections:
         if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(s, str) for s in item)):
             raise UserError(f"extra report sections are (title, markdown) string pairs; got {item!r}")
-        checked.append(item)
+        title, body = item
+        first, _, rest = body.lstrip().partition("\n")
+        if first.startswith("#") and first.lstrip("# ").strip() == title:
+            body = rest.lstrip()  # the page writes the title itself: do not repeat it
+        checked.append((title, body))
     return checked
 
 
