@@ -22,8 +22,9 @@ def git_state(cwd: Path | None = None) -> tuple[str, bool]:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
         # dvc.lock is DVC's own bookkeeping, rewritten while a pipeline runs: not a code change.
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                 ":(exclude,glob)**/dvc.lock"], cwd=cwd,
+        # The whole work tree (":(top)"), not just the folder a pipeline runs in.
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                 ":(top)", ":(top,exclude,glob)**/dvc.lock"], cwd=cwd,
                                 capture_output=True, text=True, check=True, timeout=10).stdout
         return commit, bool(status.strip())
     except (OSError, subprocess.SubprocessError):

@@ -69,3 +69,30 @@ def test_ui_binds_to_localhost_unless_told_otherwise():
 
     args = build_parser().parse_args(["ui"])
     assert args.host == "127.0.0.1"
+
+
+def test_git_dirty_sees_the_whole_tree_from_a_pipeline_folder(tmp_path):
+    """A pipeline runs in pipelines/<name>/: a changed file elsewhere must still count as dirty,
+    while DVC's own dvc.lock bookkeeping must not."""
+    import subprocess
+
+    from mpdsnn.provenance import git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                            "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pipelines" / "p").mkdir(parents=True)
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    (tmp_path / "pipelines" / "p" / "dvc.lock").write_text("a\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "c")
+    inside = tmp_path / "pipelines" / "p"
+    assert git_state(inside)[1] is False
+    (inside / "dvc.lock").write_text("b\n")
+    assert git_state(inside)[1] is False
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert git_state(inside)[1] is True
