@@ -32,20 +32,9 @@ from mpdsnn.neuron import (
     LIFNode,
     TGOWidth,
 )
+from mpdsnn.neuron.factory import LayerContext
 
 ENTRY_POINT_GROUP = "mpdsnn.methods"
-
-
-@dataclass(frozen=True)
-class LayerContext:
-    """What a model tells the neuron factory about the spiking layer it is building.
-
-    ``T``: timesteps the model runs. ``norm``: the BN module feeding this layer (MPD-AGL reads
-    its weight); None for layers without one.
-    """
-
-    T: int
-    norm: nn.Module | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from mpdsnn.errors import UserError, unknown_name
-from mpdsnn.methods import Method
+from mpdsnn.neuron.factory import NeuronFactory
 from mpdsnn.models.layers import ModelBuilder
 from mpdsnn.models.resnet import ResNet18, ResNet19
 from mpdsnn.models.small import SmallConvNet
@@ -30,7 +30,7 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_model(name: str, method: Method, T: int, num_classes: int, in_channels: int,
+def create_model(name: str, method: NeuronFactory, T: int, num_classes: int, in_channels: int,
                  **options: Any) -> nn.Module:
     if name not in _MODELS:
         raise unknown_name("model", name, list(_MODELS))

@@ -7,7 +7,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-from mpdsnn.methods import LayerContext, Method
+from mpdsnn.neuron.factory import LayerContext, NeuronFactory
 
 
 class TimeDistributed(nn.Module):
@@ -50,20 +50,20 @@ class TemporalBatchNorm(nn.Module):
         return f"scale={self.scale}"
 
 
-def spiking_unit(layer: nn.Module, channels: int, method: Method, T: int,
+def spiking_unit(layer: nn.Module, channels: int, method: NeuronFactory, T: int,
                  spatial_dims: int = 2) -> nn.Sequential:
     """``LIF(BN(layer(x)))`` with the method's BN flavour and neuron."""
     norm = TemporalBatchNorm(channels, spatial_dims, method.norm_scale)
     return nn.Sequential(TimeDistributed(layer), norm, method.neuron(LayerContext(T=T, norm=norm)))
 
 
-def conv_unit(c_in: int, c_out: int, method: Method, T: int, kernel: int = 3,
+def conv_unit(c_in: int, c_out: int, method: NeuronFactory, T: int, kernel: int = 3,
               stride: int = 1) -> nn.Sequential:
     conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False)
     return spiking_unit(conv, c_out, method, T)
 
 
-def linear_unit(f_in: int, f_out: int, method: Method, T: int) -> nn.Sequential:
+def linear_unit(f_in: int, f_out: int, method: NeuronFactory, T: int) -> nn.Sequential:
     return spiking_unit(nn.Linear(f_in, f_out, bias=False), f_out, method, T, spatial_dims=1)
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mpdsnn.methods import Method
+from mpdsnn.neuron.factory import NeuronFactory
 from mpdsnn.models.layers import TimeDistributed, conv_unit, linear_unit
 
 
 class SEWBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int, method: Method, T: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, method: NeuronFactory, T: int) -> None:
         super().__init__()
         self.body = nn.Sequential(conv_unit(c_in, c_out, method, T, stride=stride),
                                   conv_unit(c_out, c_out, method, T))
@@ -25,7 +25,7 @@ class SEWBlock(nn.Module):
         return self.body(x) + self.downsample(x)
 
 
-def _stage(c_in: int, c_out: int, blocks: int, stride: int, method: Method, T: int) -> nn.Sequential:
+def _stage(c_in: int, c_out: int, blocks: int, stride: int, method: NeuronFactory, T: int) -> nn.Sequential:
     layers = [SEWBlock(c_in, c_out, stride, method, T)]
     layers += [SEWBlock(c_out, c_out, 1, method, T) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
@@ -38,7 +38,7 @@ class ResNet19(nn.Module):
     reduced width is for CPU runs and tests).
     """
 
-    def __init__(self, method: Method, T: int, num_classes: int = 10, in_channels: int = 3,
+    def __init__(self, method: NeuronFactory, T: int, num_classes: int = 10, in_channels: int = 3,
                  width: float = 1.0) -> None:
         super().__init__()
         c1, c2, c3, hidden = (max(1, round(c * width)) for c in (128, 256, 512, 256))
@@ -56,7 +56,7 @@ class ResNet19(nn.Module):
 class ResNet18(nn.Module):
     """SEW ResNet-18 for 224x224 input: 7x7/2 stem + max-pool, stages 2x(64,128,256,512)."""
 
-    def __init__(self, method: Method, T: int, num_classes: int = 1000, in_channels: int = 3,
+    def __init__(self, method: NeuronFactory, T: int, num_classes: int = 1000, in_channels: int = 3,
                  width: float = 1.0) -> None:
         super().__init__()
         c = [max(1, round(v * width)) for v in (64, 128, 256, 512)]

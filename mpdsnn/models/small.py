@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mpdsnn.methods import Method
+from mpdsnn.neuron.factory import NeuronFactory
 from mpdsnn.models.layers import TimeDistributed, conv_unit, linear_unit
 
 
 class SmallConvNet(nn.Module):
-    def __init__(self, method: Method, T: int, num_classes: int = 10, in_channels: int = 1,
+    def __init__(self, method: NeuronFactory, T: int, num_classes: int = 10, in_channels: int = 1,
                  width: int = 16, hidden: int = 128, input_size: int = 8) -> None:
         super().__init__()
         first_stride = 2 if input_size > 24 else 1

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mpdsnn.methods import Method
+from mpdsnn.neuron.factory import NeuronFactory
 from mpdsnn.models.layers import TimeDistributed, conv_unit
 
 
 class VGGSNN(nn.Module):
-    def __init__(self, method: Method, T: int, num_classes: int = 10, in_channels: int = 2,
+    def __init__(self, method: NeuronFactory, T: int, num_classes: int = 10, in_channels: int = 2,
                  width: float = 1.0, input_size: int = 48) -> None:
         super().__init__()
         plan: list[int | str] = [64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"]
