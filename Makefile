@@ -25,7 +25,7 @@ test-fast: $(STAMP)  ## skip the tests that train or run a pipeline
 	$(PY) -m pytest -q -m "not slow"
 
 .dvc/plots/offline.html: $(STAMP)  ## DVC's plot page with Vega inlined (renders offline)
-	$(PY) -m mpdsnn.report dvc-templates .dvc/plots
+	$(VENV)/bin/mpdsnn plots dvc-templates .dvc/plots
 
 # One thread per training process unless told otherwise: these small models gain little from
 # intra-op threads, and two OpenMP pools spinning on two cores slowed an epoch 30-60x here.

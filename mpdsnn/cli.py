@@ -119,18 +119,40 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Tables, the paper's figures, published-vs-reproduced and the claims, from run folders."""
     from mpdsnn.report import build_report
-    from mpdsnn.verdicts import (
-        check_claims, claims_markdown, compare_published, load_runs, published_markdown,
-    )
+    from mpdsnn.runfolder.reader import read_runs
+    from mpdsnn.verdicts import claims_from_runs, claims_markdown, compare_published, published_markdown
 
     roots = [Path(r) for r in args.runs]
-    runs = load_runs(roots)
-    sections = [("Published vs reproduced", published_markdown(compare_published(runs))),
-                ("The paper's claims, checked", claims_markdown(check_claims(roots)))]
+    tables = read_runs(roots)  # once: the tables, figures and verdicts see the same runs
+    sections = [("Published vs reproduced", published_markdown(compare_published(tables.finished))),
+                ("The paper's claims, checked", claims_markdown(claims_from_runs(tables)))]
     command = "mpdsnn report " + " ".join(args.runs) + f" --out {args.out}"
-    report = build_report(roots, Path(args.out), extra_sections=sections, command=command,
+    report = build_report(tables, roots, Path(args.out), extra_sections=sections, command=command,
                           html_plots=args.html_plots)
     print(f"report written to {report.readme} and {report.index_html}")
+    return 0
+
+
+def cmd_plots(args: argparse.Namespace) -> int:
+    """Offline Vega-Lite: render a spec (e.g. from `dvc plots diff --show-vega`), or write the
+    templates `dvc plots` uses (by_method.json, offline.html)."""
+    from mpdsnn.report import vega
+
+    if args.action == "dvc-templates":
+        written = list(vega.write_dvc_templates(Path(args.target)).values())
+    else:
+        if not args.out_dir:
+            raise UserError("render-vega needs SPEC.json and an output folder: "
+                            "mpdsnn plots render-vega SPEC.json OUT_DIR")
+        spec_path = Path(args.target)
+        try:
+            spec = json.loads(spec_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read a Vega-Lite spec from {spec_path} ({err}); pass a JSON "
+                            "file, e.g. from `dvc plots diff --targets NAME --show-vega > spec.json`")
+        written = list(vega.render(spec, Path(args.out_dir), stem=spec_path.stem, html=True).values())
+    for path in written:
+        print(path)
     return 0
 
 
@@ -198,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports")
     p.add_argument("--html-plots", action="store_true", help="also write interactive HTML charts (~1 MB)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plots", help="offline Vega-Lite: render a spec, or write DVC's plot templates")
+    p.add_argument("action", choices=["render-vega", "dvc-templates"])
+    p.add_argument("target", help="render-vega: SPEC.json; dvc-templates: the folder (e.g. .dvc/plots)")
+    p.add_argument("out_dir", nargs="?", help="render-vega: where the PNG and HTML go")
+    p.set_defaults(func=cmd_plots)
 
     p = sub.add_parser("ui", help="open the MLflow UI on this project's run store")
     p.add_argument("--uri", help="tracking URI (default: MLFLOW_TRACKING_URI or <project>/mlflow.db)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,13 +143,3 @@ def _synaptic_ops(records: list[tuple[str, float, float]], T: int,
     for i, op in enumerate(ops):
         per_layer[min(i, len(per_layer) - 1)] += op
     return per_layer, enc_macs
-
-
-def save_probes(history: list[ProbeResult], folder: Path) -> None:
-    """Writes the contract's ``probes/`` files: all probed epochs' tables, the last histograms."""
-    result = history[-1]
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.concat([r.layers for r in history]).to_csv(folder / "layers.csv", index=False)
-    pd.concat([r.timesteps for r in history]).to_csv(folder / "timesteps.csv", index=False)
-    np.savez_compressed(folder / "mpd_hist.npz", counts=result.hist_counts, edges=HIST_EDGES,
-                        layer_names=np.array(result.layer_names))

@@ -234,6 +234,16 @@ class Tracker:
         self._guard("log_artifacts",
                     lambda client: client.log_artifacts(self.run_id, str(folder), artifact_path))
 
+    def log_files(self, files: list[Path], folder: Path) -> None:
+        """Log these files (a run folder's own, from ``RunWriter.files()``) under their paths
+        relative to ``folder``; never a whole folder, so nothing else is ever uploaded."""
+        def call(client: Any) -> None:
+            for path in files:
+                parent = path.parent.relative_to(folder).as_posix()
+                client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
+
+        self._guard("log_artifacts", call)
+
     def log_model(self, model: torch.nn.Module) -> None:
         """Log the final weights as artifact `model/state_dict.pt` (CPU tensors, a plain torch
         state dict: `model.load_state_dict(torch.load(path))` restores it). A DDP wrapper is

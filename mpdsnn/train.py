@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-import yaml
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
@@ -32,12 +31,17 @@ from mpdsnn.data import DataSplits, dataset_info, load_dataset
 from mpdsnn.distributed import Distributed, all_reduce_sum, check_same_everywhere, main_first, wrap_model
 from mpdsnn.errors import UserError
 from mpdsnn.losses import mean_output_ce, predict
-from mpdsnn.methods import Method, create_method
+from mpdsnn.methods import Method, create_method, method_options
 from mpdsnn.models import create_model
 from mpdsnn.neuron import AdaptiveThreshold, fuse_neurons
-from mpdsnn.probes import ProbeResult, run_probes, save_probes
+from mpdsnn.probes import HIST_EDGES, ProbeResult, run_probes
 from mpdsnn.provenance import environment
-from mpdsnn.runfolder import RESUMABLE_CHANGES, RunLock, load_checkpoint, prepare_folder, save_checkpoint, write_json
+from mpdsnn.lifecycle import stop_with_parent
+from mpdsnn.runfolder import layout
+from mpdsnn.runfolder.checkpoint import load_checkpoint, save_checkpoint
+from mpdsnn.runfolder.fingerprint import changed_keys, code_hash
+from mpdsnn.runfolder.guard import RESUMABLE_CHANGES, RunLock, check_out_folder, prepare_folder
+from mpdsnn.runfolder.writer import RunWriter, recipe_record
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +124,8 @@ class Trainer:
         self.cfg, self.out = config, Path(out)
         self.resume = "strict" if resume is True else (resume or None)
         self.dist = Distributed.from_env()
-        self.ckpt_path = Path(config.checkpoint_dir or self.out / "checkpoint") / "last.pt"
+        self.ckpt_path = Path(config.checkpoint_dir or self.out / layout.CHECKPOINT_DIR) / layout.CHECKPOINT
+        self.writer = RunWriter(self.out)
         info = dataset_info(config.dataset)
         self.info = info
         self.T = config.T or info.default_T
@@ -129,10 +134,10 @@ class Trainer:
         self._stop_signal: int | None = None
 
     # ----- set-up -----------------------------------------------------------------------------
-    def _load_data(self) -> DataSplits:
+    def load_data(self) -> DataSplits:
         return load_dataset(self.cfg.dataset, self.cfg.data_config(self.T))
 
-    def _build_model(self, sample: Tensor) -> nn.Module:
+    def build_model(self, sample: Tensor) -> nn.Module:
         options = {**self.info.model_options, **self.cfg.model_options}
         if "input_size" in self.info.model_options and "input_size" not in self.cfg.model_options:
             options["input_size"] = sample.shape[-1]
@@ -229,6 +234,7 @@ class Trainer:
     def _checkpoint_state(self, model: nn.Module, opt, sched, state: RunState) -> dict[str, Any]:
         return {
             "config": self.cfg.to_dict(),
+            "code": code_hash(),
             "epoch": state.epoch,
             "model": _unwrap(model).state_dict(),
             "optimizer": opt.state_dict(),
@@ -269,19 +275,25 @@ class Trainer:
         seed_everything(c.seed, c.deterministic)
         config_dict = {**c.to_dict(), "T": self.T, "model": self.model_name,
                        "method_options": self.method.options}
-        main_first(lambda: prepare_folder(self.out, config_dict, self.resume), others=False)
-        lock = RunLock(self.out) if self.dist.is_main else contextlib.nullcontext()
-        with lock, self._signals():
-            metrics = self._run(config_dict)
+        if self.dist.is_main:
+            check_out_folder(self.out)
+        # Pipelines wait for a trainer of the same run that is still stopping (its stage was
+        # killed); by hand, a second trainer fails at once.
+        wait = 60.0 if self.resume == "auto" else 0.0
+        lock = RunLock(self.out, wait=wait) if self.dist.is_main else contextlib.nullcontext()
+        with lock:
+            main_first(lambda: prepare_folder(self.out, config_dict, self.resume), others=False)
+            with self._signals():
+                metrics = self._run(config_dict)
         if own_group:  # only after success: a failed rank just exits and torchrun ends the rest
             dist.destroy_process_group()
         return metrics
 
     def _run(self, config_dict: dict[str, Any]) -> dict[str, Any]:
         c = self.cfg
-        splits = main_first(self._load_data)  # rank 0 downloads and caches, the others then read
+        splits = main_first(self.load_data)  # rank 0 downloads and caches, the others then read
         sample = splits.train[0][0]
-        model = self._build_model(sample).to(self.device)
+        model = self.build_model(sample).to(self.device)
         on_reference = fuse_neurons(model, c.neuron_backend)
         if on_reference and c.neuron_backend == "fused":
             log.info("%d spiking layers use the reference neuron (not fusable)", len(on_reference))
@@ -293,17 +305,19 @@ class Trainer:
         state = RunState()
         if self.resume and self.ckpt_path.exists():
             ckpt = load_checkpoint(self.ckpt_path)
-            changed = _config_changes(ckpt["config"], c.to_dict())
+            changed = changed_keys(ckpt["config"], c.to_dict(), RESUMABLE_CHANGES)
+            if ckpt.get("code") != code_hash():
+                changed.append("training code")
             if not changed:
                 state = self._restore(ckpt, model, opt, sched)
                 log.info("resumed from %s after epoch %d", self.ckpt_path, state.epoch)
             elif self.resume == "auto":
-                log.warning("checkpoint %s is of another config (%s changed): starting afresh",
-                            self.ckpt_path, ", ".join(changed))
+                log.warning("checkpoint %s is of another config or code (%s changed): starting "
+                            "afresh", self.ckpt_path, ", ".join(changed))
             else:
-                raise UserError(f"checkpoint {self.ckpt_path} was made with another config "
-                                f"({', '.join(changed)} changed); resume with the original "
-                                "settings or delete the checkpoint to start afresh")
+                raise UserError(f"checkpoint {self.ckpt_path} was made with another config or "
+                                f"code ({', '.join(changed)} changed); resume with the original "
+                                "settings and code, or delete the checkpoint to start afresh")
         elif self.resume:
             log.info("--resume: no checkpoint at %s yet, starting from scratch", self.ckpt_path)
         check_same_everywhere("the epoch to resume after", state.epoch, self.device,
@@ -311,8 +325,7 @@ class Trainer:
         env = environment(self.device, splits.fingerprint)
         tracker = self._open_tracker(config_dict, splits.fingerprint)
         if self.dist.is_main:
-            (self.out / "config.yaml").write_text(yaml.safe_dump(config_dict, sort_keys=True))
-            write_json(self.out / "env.json", env)
+            self.writer.start(config_dict, env, recipe_record(config_dict, method_options(c.method)))
             tracker.log_params(config_dict)
         probe_x = self._probe_batch(splits.test)
         try:
@@ -342,9 +355,10 @@ class Trainer:
                     save_checkpoint(self.ckpt_path, self._checkpoint_state(model, opt, sched, state))
         except Interrupted:
             tracker.finish("KILLED")
+            where = (f"the checkpoint after epoch {state.epoch} is {self.ckpt_path}" if state.epoch
+                     else "no epoch had finished, so there is no checkpoint yet")
             raise UserError(f"stopped by signal {self._stop_signal} during epoch {state.epoch + 1}; "
-                            f"the checkpoint after epoch {state.epoch} is {self.ckpt_path}: "
-                            "run the same command with --resume to continue") from None
+                            f"{where}: run the same command with --resume to continue") from None
         except BaseException:
             tracker.finish("FAILED")
             raise
@@ -403,14 +417,17 @@ class Trainer:
             if has_adaptive:
                 metrics["test_acc_batch_thresholds"] = self.evaluate(model, splits.test)[1]
         if self.dist.is_main:
-            hist.to_csv(self.out / "history.csv", index=False)
-            save_probes(state.probes, self.out / "probes")
-            torch.save({"config": self.cfg.to_dict(), "T": self.T, "model_name": self.model_name,
-                        "state_dict": _unwrap(model).state_dict()}, self.out / "model.pt")
-            write_json(self.out / "metrics.json", metrics)
+            self.writer.write_history(state.history)
+            self.writer.write_probes(pd.concat([p.layers for p in state.probes]),
+                                     pd.concat([p.timesteps for p in state.probes]),
+                                     last_probe.hist_counts, HIST_EDGES, last_probe.layer_names)
+            self.writer.write_model({"config": self.cfg.to_dict(), "T": self.T,
+                                     "model_name": self.model_name, "code": code_hash(),
+                                     "state_dict": _unwrap(model).state_dict()})
+            metrics = self.writer.finish(metrics)
             tracker.log_metrics({"final/best_test_acc": metrics["best_test_acc"],
                                  "final/last_test_acc": metrics["last_test_acc"]}, step=self.cfg.epochs)
-            tracker.log_artifacts(self.out)
+            tracker.log_files(self.writer.files(), self.out)
             tracker.finish("FINISHED")
             # The finished run lives in the run folder (model.pt). A leftover resume checkpoint
             # would let a rerun after a code change "resume" at its last epoch and never train.
@@ -441,15 +458,14 @@ class Trainer:
             yield
             return
         previous = signal.signal(signal.SIGTERM, handler)
+        # Under `dvc repro`, a killed dvc leaves its stage's trainer running: stop with it.
+        watchdog = stop_with_parent("dvc", handler) if os.environ.get("MPDSNN_DVC_STAGE") else None
         try:
             yield
         finally:
+            if watchdog is not None:
+                watchdog.set()
             signal.signal(signal.SIGTERM, previous)
-
-
-def _config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return sorted(k for k in set(old) | set(new)
-                  if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
 
 
 def _is_main_thread() -> bool:

@@ -3,20 +3,20 @@ formulas, so report tests can assert aggregates against what was written.
 
 ``write_runs(tmp_path)`` writes two settings (cifar10/resnet19/T=2 with a validation split,
 cifar10-dvs/vggsnn/T=4 without), six methods, three seeds (``ltmd``: one seed, for the n = 1
-case), plus one run still ``running`` and one that crashed before metrics.json. It returns one
-:class:`SynthRun` per folder holding the tables it wrote.
+case), plus two runs that never finished (one with absurd numbers that would move every
+aggregate if counted). It returns one :class:`SynthRun` per folder holding the tables it wrote.
+The files are written by the real writer (tests/runfolders.py).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+from runfolders import write_run_folder
 
 PIPELINE = "synthetic"
 SETTINGS = [  # dataset, model, T, has a validation split
@@ -154,22 +154,18 @@ def _metrics(dataset, model, T, method, seed, history: pd.DataFrame, layers: pd.
     return metrics
 
 
-def _write(path: Path, dataset, model, T, method, seed, epochs, env_device: str) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    config = {
+def _config(dataset, model, T, method, seed, epochs) -> dict:
+    return {
         "method": method, "method_options": {"fc": 1.0} if method in ADAPTIVE else {},
         "dataset": dataset, "model": model, "model_options": {}, "T": T, "epochs": epochs,
         "batch_size": 100, "optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-4,
         "label_smoothing": 0.1, "seed": seed, "device": "cpu",
     }
-    (path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {
-        "git_commit": "0123456789abcdef", "git_dirty": False, "python": "3.12.3",
-        "packages": {"torch": "2.14.1", "numpy": "2.4.6", "mpdsnn": "0.1.0"},
-        "platform": "Linux-6.8-x86_64", "device_name": env_device,
-        "data_fingerprint": f"sha256:{dataset}", "started_at": "2026-01-01T00:00:00",
-    }
-    (path / "env.json").write_text(json.dumps(env))
+
+
+def _env(dataset: str, device: str) -> dict:
+    return {"git_commit": "0123456789abcdef", "device_name": device,
+            "data_fingerprint": f"sha256:{dataset}"}
 
 
 def write_runs(root: Path, unfinished: bool = True) -> list[SynthRun]:
@@ -180,38 +176,22 @@ def write_runs(root: Path, unfinished: bool = True) -> list[SynthRun]:
         for method in METHODS:
             for seed in SEEDS[:1] if method in SINGLE_SEED else SEEDS:
                 path = root / PIPELINE / dataset / method / f"seed{seed}"
-                _write(path, dataset, model, T, method, seed, EPOCHS, device)
                 history = _history(dataset, method, seed, has_val, EPOCHS)
                 layers, steps, counts = _probes(method, seed, T)
                 metrics = _metrics(dataset, model, T, method, seed, history, layers)
-                history.to_csv(path / "history.csv", index=False)
-                (path / "metrics.json").write_text(json.dumps(metrics, indent=1))
-                (path / "probes").mkdir()
-                layers.to_csv(path / "probes/layers.csv", index=False)
-                steps.to_csv(path / "probes/timesteps.csv", index=False)
-                np.savez(path / "probes/mpd_hist.npz", counts=counts, edges=BINS,
-                         layer_names=np.array(LAYER_NAMES))
+                write_run_folder(path, _config(dataset, model, T, method, seed, EPOCHS), history,
+                                 metrics, _env(dataset, device), layers, steps,
+                                 (counts, BINS, LAYER_NAMES))
                 runs.append(SynthRun(path, dataset, model, T, method, seed, "finished", metrics,
                                      history, layers, steps, counts))
     if unfinished:
-        # a run in progress: absurd numbers that would move every ds-atgo aggregate if counted
-        path = root / PIPELINE / "cifar10" / "ds-atgo" / "seed7"
-        _write(path, "cifar10", "resnet19", 2, "ds-atgo", 7, EPOCHS, "cpu")
-        history = _history("cifar10", "ds-atgo", 0, True, 3)
-        history["test_acc"] -= 50.0
-        layers, steps, counts = _probes("vanilla", 0, 2)
-        layers["firing_rate"] = 0.9
-        metrics = {**_metrics("cifar10", "resnet19", 2, "ds-atgo", 7, history, layers),
-                   "status": "running"}
-        history.to_csv(path / "history.csv", index=False)
-        (path / "metrics.json").write_text(json.dumps(metrics))
-        (path / "probes").mkdir()
-        layers.to_csv(path / "probes/layers.csv", index=False)
-        runs.append(SynthRun(path, "cifar10", "resnet19", 2, "ds-atgo", 7, "running", metrics,
-                             history, layers, steps, counts))
-        # a run that crashed before writing metrics.json
-        path = root / PIPELINE / "cifar10" / "at" / "seed9"
-        _write(path, "cifar10", "resnet19", 2, "at", 9, EPOCHS, "cpu")
-        runs.append(SynthRun(path, "cifar10", "resnet19", 2, "at", 9, "no metrics.json", {},
-                             pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), counts[:0]))
+        # never finished: absurd numbers in the history that would move every ds-atgo
+        # aggregate if counted, and a run that stopped before its first epoch
+        for method, seed in (("ds-atgo", 7), ("at", 9)):
+            path = root / PIPELINE / "cifar10" / method / f"seed{seed}"
+            write_run_folder(path, _config("cifar10", "resnet19", 2, method, seed, EPOCHS),
+                             pd.DataFrame(), None, _env("cifar10", "cpu"))
+            runs.append(SynthRun(path, "cifar10", "resnet19", 2, method, seed, "no metrics.json",
+                                 {}, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                                 np.zeros((0, 2, len(BINS) - 1))))
     return runs

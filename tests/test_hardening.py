@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpdsnn import runfolder
+from mpdsnn.runfolder import checkpoint, guard
+from mpdsnn.runfolder.io import atomic_write_bytes
 from mpdsnn.cli import main
 from mpdsnn.config import read_yaml
 from mpdsnn.errors import UserError
@@ -16,7 +17,7 @@ from mpdsnn.errors import UserError
 
 def test_a_failed_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_path):
     path = tmp_path / "last.pt"
-    runfolder.save_checkpoint(path, {"epoch": 1, "w": torch.ones(3)})
+    checkpoint.save_checkpoint(path, {"epoch": 1, "w": torch.ones(3)})
 
     class DiskFull(OSError):
         pass
@@ -26,8 +27,8 @@ def test_a_failed_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_pat
         raise DiskFull(28, "No space left on device")
 
     with pytest.raises(DiskFull):
-        runfolder.atomic_write_bytes(path, failing_writer)
-    assert runfolder.load_checkpoint(path)["epoch"] == 1
+        atomic_write_bytes(path, failing_writer)
+    assert checkpoint.load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
@@ -42,7 +43,7 @@ def test_checkpoints_are_loaded_without_unpickling_code(tmp_path, capsys):
     torch.save({"epoch": 1, "extra": _Payload()}, buf)
     path.write_bytes(buf.getvalue())
     with pytest.raises(UserError, match="corrupt or unreadable"):
-        runfolder.load_checkpoint(path)
+        checkpoint.load_checkpoint(path)
     assert "code ran" not in capsys.readouterr().out
 
 
@@ -55,8 +56,8 @@ def test_yaml_is_read_with_safe_loading(tmp_path, capsys):
 
 
 def test_a_nearly_full_disk_fails_before_training(tmp_path, monkeypatch, capsys):
-    real = runfolder.shutil.disk_usage
-    monkeypatch.setattr(runfolder.shutil, "disk_usage",
+    real = guard.shutil.disk_usage
+    monkeypatch.setattr(guard.shutil, "disk_usage",
                         lambda p: real(p)._replace(free=10 * 2**20))
     code = main(["train", "--dataset", "digits", "--no-tracking", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from mpdsnn.errors import UserError
-from mpdsnn.report import (FIGURES, build_report, comparison_table, figures, load_runs, load_tables,
-                           order_methods, vega)
-from mpdsnn.report.__main__ import main as report_main
+from mpdsnn.cli import main as cli_main
+from mpdsnn.paper import order_methods
+from mpdsnn.report import FIGURES, build_report, comparison_table, figures, vega
+from mpdsnn.runfolder.reader import read_runs
 from synthetic_runs import LAYER_NAMES, NEURONS, write_runs
 
 EXTRA = [("Published vs reproduced", "| claim | verdict |\n| --- | --- |\n| CIFAR-10 +1.71 | pending |")]
@@ -31,7 +32,8 @@ def synth(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(synth, tmp_path_factory):
     root, _ = synth
-    return build_report([root], tmp_path_factory.mktemp("site") / "reports", extra_sections=EXTRA)
+    return build_report(read_runs([root]), [root], tmp_path_factory.mktemp("site") / "reports",
+                        extra_sections=EXTRA)
 
 
 def finished(runs):
@@ -57,7 +59,7 @@ def close(a, b, tol=1e-9):
 
 def test_long_table_has_one_row_per_run_with_keys_and_metrics(synth):
     root, runs = synth
-    table = load_runs([root])
+    table = read_runs([root]).runs
     assert len(table) == len(runs) == 34
     assert table["finished"].sum() == 32
     for col in ["run", "pipeline", "dataset", "model", "method", "seed", "T", "best_test_acc", "config.lr"]:
@@ -71,39 +73,40 @@ def test_long_table_has_one_row_per_run_with_keys_and_metrics(synth):
 
 def test_unfinished_runs_are_listed_warned_and_kept_out_of_every_table(synth, caplog):
     root, _ = synth
-    with caplog.at_level(logging.WARNING, logger="mpdsnn.report.collect"):
-        tables = load_tables([root])
+    with caplog.at_level(logging.WARNING, logger="mpdsnn.runfolder.reader"):
+        tables = read_runs([root])
     warning = " ".join(r.getMessage() for r in caplog.records)
-    assert "2 unfinished" in warning and "ds-atgo/seed7 (running)" in warning
+    assert "2 unfinished" in warning and "ds-atgo/seed7 (no metrics.json)" in warning
     assert "at/seed9 (no metrics.json)" in warning
-    assert set(tables.runs.loc[~tables.runs.finished, "status"]) == {"running", "no metrics.json"}
+    assert set(tables.runs.loc[~tables.runs.finished, "status"]) == {"no metrics.json"}
     for frame in (tables.history, tables.layers, tables.timesteps, tables.mpd_hist):
         assert not frame.empty and not frame["run"].str.contains("seed7|seed9").any()
 
 
-def test_bad_inputs_are_user_errors_naming_the_fix(tmp_path):
+def test_bad_inputs_are_user_errors_naming_the_fix(tmp_path, synth):
     with pytest.raises(UserError, match="is not a directory"):
-        load_runs([tmp_path / "nope"])
+        read_runs([tmp_path / "nope"])
     with pytest.raises(UserError, match="no run folders"):
-        load_runs([tmp_path])
+        read_runs([tmp_path])
     run = tmp_path / "p" / "d" / "m" / "seed0"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("method: m\n")
     (run / "metrics.json").write_text("{not json")
     with pytest.raises(UserError, match="metrics.json is not valid JSON"):
-        load_runs([tmp_path])
+        read_runs([tmp_path])
     (run / "metrics.json").write_text(json.dumps({"status": "finished", "method": "m", "seed": 0, "T": 2}))
     with pytest.raises(UserError, match="names no 'dataset'"):
-        load_runs([tmp_path])
+        read_runs([tmp_path])
+    root, _ = synth
     with pytest.raises(UserError, match="extra report sections"):
-        build_report([tmp_path], tmp_path / "out", extra_sections=["just a string"])
+        build_report(read_runs([root]), [root], tmp_path / "out", extra_sections=["just a string"])
 
 
 def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
-    assert report_main(["build", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    assert cli_main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
     assert "error: run root" in capsys.readouterr().err
     (tmp_path / "spec.json").write_text("<html>")
-    assert report_main(["render-vega", str(tmp_path / "spec.json"), str(tmp_path / "o")]) == 2
+    assert cli_main(["plots", "render-vega", str(tmp_path / "spec.json"), str(tmp_path / "o")]) == 2
     assert "cannot read a Vega-Lite spec" in capsys.readouterr().err
 
 
@@ -140,7 +143,7 @@ def test_comparison_table_equals_the_written_numbers(synth, report):
 
 def test_comparison_table_ignores_unfinished_rows_itself(synth):
     root, _ = synth
-    runs = load_runs([root])
+    runs = read_runs([root]).runs
     direct = comparison_table(runs)
     assert direct.set_index(["dataset", "method"]).loc[("cifar10", "ds-atgo"), "n"] == 3
 
@@ -172,7 +175,7 @@ def test_summary_json_is_flat_and_matches_the_table(report):
 def test_runs_csv_lists_every_run_without_machine_paths(report):
     runs = pd.read_csv(report.runs_csv)
     assert len(runs) == 34 and "path" not in runs
-    assert set(runs.loc[~runs.finished, "status"]) == {"running", "no metrics.json"}
+    assert set(runs.loc[~runs.finished, "status"]) == {"no metrics.json"}
 
 
 # --- figures: the data behind each ---------------------------------------------------------------
@@ -281,7 +284,7 @@ def test_figures_without_data_write_nothing(tmp_path):
 
 def test_one_setting_writes_one_unsuffixed_file(synth, tmp_path):
     root, _ = synth
-    layers = load_tables([root]).layers
+    layers = read_runs([root]).layers
     out = tmp_path / "fig8_firing_rate_per_layer.png"
     figures.fig8_firing_rate_per_layer(layers[layers.dataset == "cifar10"], out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig8_firing_rate_per_layer.csv", out.name]
@@ -312,7 +315,7 @@ def test_page_references_every_figure_and_holds_the_extra_sections(report):
     assert "<h2>Published vs reproduced</h2>" in html and "<td>pending</td>" in html
     assert "## Published vs reproduced" in md
     assert '<td style="text-align:left">ds-atgo</td>' in html  # the table is inline, not an image
-    assert "python -m mpdsnn.report build" in md and "synthetic/cifar10/ds-atgo/seed7" in md
+    assert "mpdsnn report " in md and "synthetic/cifar10/ds-atgo/seed7" in md
     assert "NVIDIA H200" in md and "| torch | 2.14.1 |" in md  # environment of the runs
 
 
@@ -349,7 +352,7 @@ def test_a_report_of_unfinished_runs_only_still_builds(tmp_path):
         if r.status == "finished":
             metrics = {**r.metrics, "status": "failed"}
             (r.path / "metrics.json").write_text(json.dumps(metrics))
-    report = build_report([tmp_path / "runs"], tmp_path / "reports")
+    report = build_report(read_runs([tmp_path / "runs"]), [tmp_path / "runs"], tmp_path / "reports")
     assert report.comparison.empty and report.plots == {}
     assert json.loads(report.summary_json.read_text()) == {"runs/finished": 0, "runs/unfinished": 34}
     assert report.figure_files["fig5_window_fractions"]  # the analytic part needs no runs

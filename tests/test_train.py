@@ -197,12 +197,12 @@ def test_list_shows_methods_datasets_models(capsys):
 
 
 def test_two_processes_cannot_write_one_run_folder(tmp_path, capsys):
-    from mpdsnn.runfolder import RunLock
+    from mpdsnn.runfolder.guard import RunLock
     out = tmp_path / "run"
     out.mkdir()
     with RunLock(out):  # another open file description: flock conflicts exactly as across processes
         code, _, err = run_cli(["train", *FAST, "--out", str(out)], capsys)
-    assert code == 2 and "is in use by another process" in err
+    assert code == 2 and "is in use by another trainer" in err
 
 
 def test_history_logs_the_lr_each_epoch_trained_with_and_a_common_test_loss(tmp_path):

@@ -17,12 +17,12 @@ from mpdsnn.verdicts import (
     check_claims,
     claims_markdown,
     compare_published,
-    load_runs,
     main,
     published_markdown,
 )
 from mpdsnn.verdicts.claims import TARGET_RATE
 from mpdsnn.verdicts.stats import bootstrap_interval, t_interval, t_quantile_pure
+from mpdsnn.runfolder.reader import read_runs
 from verdict_runs import write_family, write_run
 
 GOOD_ACC = {"vanilla": [93.0, 93.3, 93.1], "at": [93.8, 94.0, 93.9],
@@ -161,31 +161,32 @@ def test_settings_are_kept_apart_and_variants_left_out(tmp_path):
     assert groups == ["cifar10 / resnet19 / T=2 / 3 epochs", "cifar10 / resnet19 / T=4 / 3 epochs"]
     c3 = next(r for r in results if r.claim == "C3" and "T=2" in r.group)
     assert c3.n == 3 and c3.verdict == "PASS"
-    runs = load_runs([tmp_path])
+    runs = read_runs([tmp_path]).finished
     assert runs.loc[runs["seed"] == 7, "variant"].item() == "tgo_rule=code"
 
 
 def test_duplicate_seed_and_unfinished_runs(tmp_path):
     write_run(tmp_path, method="ds-atgo", seed=0, best=95.0)
     write_run(tmp_path, method="ds-atgo", seed=1, best=95.0, status="running")
-    runs = load_runs([tmp_path])
-    assert runs["seed"].tolist() == [0]  # the unfinished run is skipped
-    write_run(tmp_path, method="ds-atgo", seed=0, best=94.0, pipeline="again")
-    with pytest.raises(UserError, match="2 runs of ds-atgo on cifar10 with seed 0"):
-        check_claims([tmp_path])
+    runs = read_runs([tmp_path]).finished
+    assert runs["seed"].tolist() == [0]  # the unfinished run is listed, not used
+    newer = write_run(tmp_path, method="ds-atgo", seed=0, best=94.0, pipeline="again")
+    tables = read_runs([tmp_path])
+    assert tables.finished["path"].tolist() == [str(newer.resolve())]  # one seed counts once
+    assert "duplicate of" in tables.skipped[0].reason
 
 
 def test_bad_folders_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="no runs under"):
-        load_runs([tmp_path])
-    with pytest.raises(UserError, match="no such folder"):
-        load_runs([tmp_path / "missing"])
+    with pytest.raises(UserError, match="no run folders"):
+        read_runs([tmp_path])
+    with pytest.raises(UserError, match="is not a directory"):
+        read_runs([tmp_path / "missing"])
     run = write_run(tmp_path, method="vanilla", seed=0)
     metrics = json.loads((run / "metrics.json").read_text())
     del metrics["best_test_acc"]
     (run / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(UserError, match="lacks best_test_acc"):
-        load_runs([tmp_path])
+        read_runs([tmp_path]).finished
 
 
 def test_markdown_lists_verdicts_per_setting(passing):
@@ -212,7 +213,7 @@ def test_cli_prints_tables_writes_json_and_exits_zero(passing, tmp_path, capsys)
 
 def test_cli_errors_exit_two(tmp_path, passing, capsys):
     assert main([str(tmp_path)]) == 2
-    assert "no runs under" in capsys.readouterr().err
+    assert "no run folders" in capsys.readouterr().err
     assert main([str(passing), "--dataset", "cifar100"]) == 2
     err = capsys.readouterr().err
     assert "no runs of dataset 'cifar100'; datasets in these runs: cifar10" in err

@@ -17,7 +17,8 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from mpdsnn.report.collect import SETTING, method_rank, order_methods
+from mpdsnn.paper import method_rank, order_methods
+from mpdsnn.runfolder.reader import SETTING
 
 DPI = 100
 

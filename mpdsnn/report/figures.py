@@ -18,12 +18,12 @@ import pandas as pd
 import seaborn as sns
 
 from mpdsnn.report import _plot
-from mpdsnn.report.collect import ABLATION, SETTING, order_methods
+from mpdsnn.paper import METHOD_ORDER as ABLATION, TARGET_RATE as TARGET_RATE_PCT, order_methods
+from mpdsnn.runfolder.reader import SETTING
 
 log = logging.getLogger(__name__)
 
 BY_LAYER = [*SETTING, "method", "layer", "layer_name"]
-TARGET_RATE_PCT = 100 * (1 - 0.5 * (1 + math.erf(1 / math.sqrt(2))))  # 1 - Phi(1) = 15.87 %
 
 
 def _empty(out: Path, what: str, columns: list[str]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from markdown_it import MarkdownIt
 import mpdsnn
 from mpdsnn.errors import UserError
 from mpdsnn.report import _plot, figures, tables, vega
-from mpdsnn.report.collect import RunTables, load_tables
+from mpdsnn.runfolder.reader import RunTables
 from mpdsnn.provenance import cpu_name
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class Report:
 
 def default_command(run_roots: Sequence[str | Path], out_dir: str | Path) -> str:
     args = [*map(str, run_roots), "--out", str(out_dir)]
-    return "python -m mpdsnn.report build " + " ".join(shlex.quote(a) for a in args)
+    return "mpdsnn report " + " ".join(shlex.quote(a) for a in args)
 
 
 def _check_sections(sections: Iterable[Section]) -> list[Section]:
@@ -171,16 +171,21 @@ def environment_markdown(run_tables: RunTables) -> str:
     return "\n".join(parts)
 
 
-def _runs_markdown(runs: pd.DataFrame, roots: Sequence[str | Path]) -> str:
+def _runs_markdown(run_tables: RunTables, roots: Sequence[str | Path]) -> str:
+    runs = run_tables.runs
     done = int(runs["finished"].sum())
     lines = ["## Runs", "",
              f"{len(runs)} run folders under {', '.join(f'`{r}`' for r in roots)}: {done} finished"
              f" ({runs[runs.finished].groupby(['dataset', 'method']).ngroups} dataset x method groups).",
              "All runs, one row each: [runs.csv](runs.csv). Flat summary for DVC: [summary.json](summary.json).", ""]
-    skipped = runs[~runs["finished"]]
-    if len(skipped):
-        lines += [f"**{len(skipped)} unfinished run(s) are listed here and excluded from every table "
-                  "and figure:**", "", tables.to_markdown(skipped[["run", "status"]]), ""]
+    unfinished = runs[~runs["finished"]]
+    if len(unfinished):
+        lines += [f"**{len(unfinished)} unfinished run(s) are listed here and excluded from every "
+                  "table and figure:**", "", tables.to_markdown(unfinished[["run", "status"]]), ""]
+    if run_tables.skipped:
+        lines += [f"**{len(run_tables.skipped)} folder(s) skipped (not used anywhere in this "
+                  "report, claims included):**", "",
+                  *[f"- `{s.path}`: {s.reason}" for s in run_tables.skipped], ""]
     return "\n".join(lines)
 
 
@@ -195,21 +200,21 @@ def _figure_markdown(entry: FigureEntry, files: list[Path], out_dir: Path) -> st
     return "\n".join(lines)
 
 
-def build_report(run_roots: Sequence[str | Path], out_dir: str | Path = "reports",
+def build_report(run_tables: RunTables, run_roots: Sequence[str | Path], out_dir: str | Path = "reports",
                  extra_sections: Iterable[Section] = (), command: str | None = None,
                  html_plots: bool = False) -> Report:
-    """Aggregate the run folders under ``run_roots`` into ``out_dir``: README.md and a
+    """Aggregate the runs read from ``run_roots`` (``read_runs(run_roots)``, read once by the
+    caller and shared with the verdicts) into ``out_dir``: README.md and a
     self-contained index.html (same content; images referenced relatively, tables inline),
     tables/comparison.{md,csv,tex}, figures/<figure>[-<setting>].{png,csv}, runs.csv (every run),
     summary.json (flat, for DVC ``metrics:``), curves.csv and plots/accuracy_curves.png (for DVC
     ``plots:``; see docs/plots.md), plus, with ``html_plots``, a self-contained interactive
     plots/accuracy_curves.html (about 1 MB, seconds to render). ``command`` is shown as the way
-    to regenerate (default: the equivalent ``python -m mpdsnn.report build`` call)."""
+    to regenerate (default: the equivalent ``mpdsnn report`` call)."""
     roots = list(run_roots)
     sections = _check_sections(extra_sections)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run_tables = load_tables(roots)
     runs = run_tables.runs
 
     runs_csv = out / "runs.csv"
@@ -238,7 +243,7 @@ def build_report(run_roots: Sequence[str | Path], out_dir: str | Path = "reports
         "# mpdsnn report", "",
         "Generated from the run folders alone (docs/run-folder.md); nothing here is hand-written. "
         "Regenerate with:", "", "```", command or default_command(roots, out_dir), "```", "",
-        _runs_markdown(runs, roots),
+        _runs_markdown(run_tables, roots),
         "## Comparison", "",
         "Mean ± sample std over finished seeds (n); \"-\": undefined (one seed) or not measured "
         "(no validation split). Best = the best epoch's test accuracy (optimistic); last = the "

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mpdsnn.report.collect import SETTING, method_rank
+from mpdsnn.paper import method_rank
+from mpdsnn.runfolder.reader import SETTING
 
 ACCURACIES = {  # metric -> column title; shown as mean +- std
     "best_test_acc": "best test acc (%)",

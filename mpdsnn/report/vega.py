@@ -19,7 +19,8 @@ import seaborn as sns
 
 from mpdsnn.errors import UserError
 from mpdsnn.report import _plot
-from mpdsnn.report.collect import SETTING, order_methods
+from mpdsnn.paper import order_methods
+from mpdsnn.runfolder.reader import SETTING
 
 CURVE_COLUMNS = ["setting", "method", "epoch", "test_acc", "test_acc_std", "train_loss", "n"]
 

@@ -14,7 +14,7 @@ from mpdsnn.verdicts.claims import (
 )
 from mpdsnn.verdicts.published import compare_published, published_markdown, published_results
 from mpdsnn.verdicts.published_data import PUBLISHED, PublishedResult
-from mpdsnn.verdicts.runs import load_runs
+
 
 __all__ = [
     "CLAIMS",
@@ -25,7 +25,7 @@ __all__ = [
     "claims_from_runs",
     "claims_markdown",
     "compare_published",
-    "load_runs",
+
     "main",
     "published_markdown",
     "published_results",

@@ -38,12 +38,8 @@ import pandas as pd
 from mpdsnn.errors import UserError, unknown_name
 from mpdsnn.verdicts._table import fmt, fmt_interval, markdown_table
 from mpdsnn.verdicts.published import compare_published, published_markdown
-from mpdsnn.verdicts.runs import (
-    last_layer_probe,
-    last_timestep_probe,
-    load_runs,
-    require_unique_seeds,
-)
+from mpdsnn.paper import ABLATION_LADDER, TARGET_RATE
+from mpdsnn.runfolder.reader import RunTables, read_runs
 from mpdsnn.verdicts.stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -56,11 +52,10 @@ from mpdsnn.verdicts.stats import (
 log = logging.getLogger(__name__)
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
-TARGET_RATE = 100.0 * 0.5 * math.erfc(1.0 / math.sqrt(2.0))  # 1 - Phi(1) = 15.87 %
 RATE_TOLERANCE = 2.0  # points
 EQUIVALENCE_MARGIN = 1.0  # points
 MIN_SEEDS = 3
-FAMILY = ("vanilla", "at", "tgo", "ds-atgo")
+FAMILY = ABLATION_LADDER
 ACCURACY_COLUMNS = {"best": "best_test_acc", "last": "last_test_acc",
                     "val": "val_selected_test_acc"}
 ACCURACY_LABELS = {"best": "best-test", "last": "last-epoch", "val": "val-selected test"}
@@ -115,6 +110,8 @@ class _Group:
     T: int
     epochs: int
     runs: pd.DataFrame
+    layer_probe: Callable[[str], pd.DataFrame | None]
+    timestep_probe: Callable[[str], pd.DataFrame | None]
 
     @property
     def label(self) -> str:
@@ -186,7 +183,7 @@ def check_c1(g: _Group) -> ClaimResult:
     if atgo.empty:
         return g.result("C1", INCONCLUSIVE, "no ds-atgo runs", unit="points from target",
                         interval=_T95)
-    rates, missing = _per_seed(atgo, last_timestep_probe, _rate_by_t)
+    rates, missing = _per_seed(atgo, g.timestep_probe, _rate_by_t)
     if not rates:
         return g.result("C1", INCONCLUSIVE, "no probes/timesteps.csv in the ds-atgo runs",
                         unit="points from target", interval=_T95)
@@ -217,8 +214,8 @@ def check_c1(g: _Group) -> ClaimResult:
     if g.T < 2:
         part2, why2 = INCONCLUSIVE, "T = 1 has no spread across timesteps"
     else:
-        van, _ = _per_seed(g.method("vanilla"), last_timestep_probe, _spread)
-        own, _ = _per_seed(atgo, last_timestep_probe, _spread)
+        van, _ = _per_seed(g.method("vanilla"), g.timestep_probe, _spread)
+        own, _ = _per_seed(atgo, g.timestep_probe, _spread)
         if not van:
             part2, why2 = INCONCLUSIVE, "no vanilla runs with probes/timesteps.csv"
         else:
@@ -239,8 +236,8 @@ def _deep_grad(table: pd.DataFrame) -> tuple[float, int]:
 
 
 def check_c2(g: _Group) -> ClaimResult:
-    atgo, _ = _per_seed(g.method("ds-atgo"), last_layer_probe, _deep_grad)
-    van, _ = _per_seed(g.method("vanilla"), last_layer_probe, _deep_grad)
+    atgo, _ = _per_seed(g.method("ds-atgo"), g.layer_probe, _deep_grad)
+    van, _ = _per_seed(g.method("vanilla"), g.layer_probe, _deep_grad)
     if not atgo or not van:
         return g.result("C2", INCONCLUSIVE, "needs ds-atgo and vanilla runs with "
                                             "probes/layers.csv")
@@ -337,9 +334,20 @@ def check_c5(g: _Group) -> ClaimResult:
     return g.result("C5", verdict, detail, iv)
 
 
-def claims_from_runs(runs: pd.DataFrame, dataset: str | None = None,
+def _probe_lookup(probes: pd.DataFrame, runs: pd.DataFrame) -> Callable[[str], pd.DataFrame | None]:
+    """run path -> that run's last-probe rows, or None for a run without probes."""
+    by_run = {run: part.reset_index(drop=True) for run, part in probes.groupby("run")} \
+        if not probes.empty else {}
+    run_of = dict(zip(runs["path"], runs["run"]))
+    return lambda path: by_run.get(run_of.get(path))
+
+
+def claims_from_runs(tables: RunTables, dataset: str | None = None,
                      accuracy: str = "best") -> list[ClaimResult]:
     """Verdicts for every setting (dataset, model, T, epochs) holding DS-ATGO-family runs."""
+    runs = tables.finished
+    layer_probe = _probe_lookup(tables.last_layers, runs)
+    timestep_probe = _probe_lookup(tables.last_timesteps, runs)
     if accuracy not in ACCURACY_COLUMNS:
         raise unknown_name("accuracy", accuracy, list(ACCURACY_COLUMNS))
     if dataset is not None:
@@ -347,15 +355,15 @@ def claims_from_runs(runs: pd.DataFrame, dataset: str | None = None,
             raise UserError(f"no runs of dataset {dataset!r}; datasets in these runs: "
                             f"{', '.join(sorted(set(runs['dataset'])))}")
         runs = runs[runs["dataset"] == dataset]
-    variants = runs[runs["variant"] != ""]
+    variants = runs[(runs["variant"] != "") & runs["method"].isin(FAMILY)]
     if not variants.empty:
-        log.info("leaving out %d run(s) with non-default method options", len(variants))
+        log.info("leaving out %d run(s) with non-default method options: %s", len(variants),
+                 ", ".join(f"{r.run} ({r.variant})" for r in variants.itertuples()))
     runs = runs[(runs["variant"] == "") & runs["method"].isin(FAMILY)]
-    require_unique_seeds(runs)
     results: list[ClaimResult] = []
     for (ds, model, T, epochs), part in runs.groupby(["dataset", "model", "T", "epochs"],
                                                      sort=True):
-        g = _Group(str(ds), str(model), int(T), int(epochs), part)
+        g = _Group(str(ds), str(model), int(T), int(epochs), part, layer_probe, timestep_probe)
         results += [check_c1(g), check_c2(g), check_c3(g, accuracy), check_c4(g, accuracy),
                     check_c5(g)]
     return results
@@ -367,7 +375,7 @@ def check_claims(run_roots: Iterable[str | Path], dataset: str | None = None,
 
     ``accuracy``: which test accuracy C3 and C4 compare: ``best`` (max over epochs, as the
     official codes report), ``last`` (final epoch) or ``val`` (epoch chosen on validation)."""
-    return claims_from_runs(load_runs(run_roots), dataset, accuracy)
+    return claims_from_runs(read_runs(run_roots), dataset, accuracy)
 
 
 def claims_markdown(results: Sequence[ClaimResult]) -> str:
@@ -410,8 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, dest="json_out", help="also write results here")
     args = parser.parse_args(argv)
     try:
-        runs = load_runs(args.runs)
-        results = claims_from_runs(runs, args.dataset, args.accuracy)
+        tables = read_runs(args.runs)
+        runs = tables.finished
+        results = claims_from_runs(tables, args.dataset, args.accuracy)
         datasets = {args.dataset} if args.dataset else set(runs["dataset"])
         published = compare_published(runs)
         published = published[published["dataset"].isin(datasets)].reset_index(drop=True)

@@ -17,7 +17,6 @@ import pandas as pd
 from mpdsnn.errors import UserError
 from mpdsnn.verdicts._table import fmt, fmt_interval, markdown_table
 from mpdsnn.verdicts.published_data import PUBLISHED, PublishedResult
-from mpdsnn.verdicts.runs import require_unique_seeds
 from mpdsnn.verdicts.stats import STATS_BACKEND, t_interval
 
 RUN_COLUMNS = ("method", "dataset", "model", "T", "best_test_acc", "last_test_acc")
@@ -41,7 +40,7 @@ def _check_columns(runs: pd.DataFrame) -> None:
     missing = [c for c in RUN_COLUMNS if c not in runs.columns]
     if missing:
         raise UserError(f"the runs table lacks column(s) {', '.join(missing)}; build it with "
-                        "mpdsnn.verdicts.runs.load_runs(RUN_FOLDERS)")
+                        "mpdsnn.runfolder.reader.read_runs(RUN_FOLDERS).finished")
 
 
 def _row(entry: PublishedResult, epochs: float, values: list[float]) -> dict:
@@ -65,7 +64,7 @@ def compare_published(runs: pd.DataFrame,
                       entries: Iterable[PublishedResult] = PUBLISHED) -> pd.DataFrame:
     """One row per published entry and training length (``epochs``) of its matching runs.
 
-    ``runs`` needs the columns of :data:`RUN_COLUMNS` (``load_runs`` gives them); with a
+    ``runs`` needs the columns of :data:`RUN_COLUMNS` (``read_runs(...).finished`` gives them); with a
     ``variant`` column only runs with the method's default options count, and with an
     ``epochs`` column runs of different lengths are kept apart. Entries without a matching
     run give one row with ``inside == "not run"``; ``n < 2`` gives ``"n/a"``.
@@ -73,7 +72,6 @@ def compare_published(runs: pd.DataFrame,
     _check_columns(runs)
     if "variant" in runs.columns:
         runs = runs[runs["variant"].fillna("") == ""]
-    require_unique_seeds(runs)
     rows = []
     for entry in entries:
         match = runs[(runs["method"] == entry.method) & (runs["dataset"] == entry.dataset)

@@ -1,0 +1,75 @@
+"""Atomic writes and contract-checked reads. A crash mid-write leaves the previous file; a
+damaged file is a one-line error naming the file and the fix, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import yaml
+
+from mpdsnn.errors import UserError
+
+
+def atomic_write_bytes(path: Path, writer: Callable[[BinaryIO], object]) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
+        with os.fdopen(fd, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> None:
+    write_text(path, yaml.safe_dump(data, sort_keys=True))
+
+
+def read_json(path: Path, fix: str = "rerun that training or delete the folder") -> dict[str, Any]:
+    """A JSON object from ``path``; a damaged or non-object file is a UserError naming it."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is not valid JSON ({err}); {fix}") from None
+    except OSError as err:
+        raise UserError(f"cannot read {path} ({err.strerror}); {fix}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a JSON object, found {type(data).__name__}; {fix}")
+    return data
+
+
+def read_yaml(path: Path, fix: str = "rerun that training or delete the folder") -> dict[str, Any]:
+    """A YAML mapping from ``path``; a damaged or non-mapping file is a UserError naming it."""
+    try:
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        first = str(err).splitlines()[0]
+        raise UserError(f"{path} is not valid YAML ({first}); {fix}") from None
+    except OSError as err:
+        raise UserError(f"cannot read {path} ({err.strerror}); {fix}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a mapping, found {type(data).__name__}; {fix}")
+    return data
