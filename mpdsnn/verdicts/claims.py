@@ -429,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(claims_markdown(results))
     print(published_markdown(published))
+    if tables.skipped:
+        print("## Folders skipped (not used by any claim)\n")
+        print("\n".join(f"- `{s.path}`: {s.reason}" for s in tables.skipped) + "\n")
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps({
