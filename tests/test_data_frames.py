@@ -29,7 +29,8 @@ def tet_reference(events: np.ndarray, T: int) -> torch.Tensor:
         if peak > 0:  # TET divides unconditionally (NaN on an empty frame); not in these streams
             frames[i] = frames[i] / peak
     data = torch.Tensor(frames)
-    to_pil, resize, to_tensor = transforms.ToPILImage(), transforms.Resize((48, 48)), transforms.ToTensor()
+    to_pil, resize = transforms.ToPILImage(), transforms.Resize((48, 48))
+    to_tensor = transforms.ToTensor()
     return torch.stack([to_tensor(resize(to_pil(data[t]))) for t in range(T)])
 
 

@@ -12,8 +12,9 @@ Recipes (SPEC section 6, and what we chose where it is open):
   as a JSON index under ``DataConfig.root/splits/``.
 - ``dvs-gesture``: T = 16 frames of equal event count, 128x128 counts averaged down to 32x32
   over 4x4 areas (``options["size"] = 64`` for 64x64; neither the DS-ATGO paper nor the code of
-  DS-ATGO, MPD-AGL or TET has DVS-Gesture, so this is our choice, SPEC section 6); train: roll of up to 5 px, no flip (a flip turns a
-  right-hand wave into a left-hand wave, another class). Official train/test split.
+  DS-ATGO, MPD-AGL or TET has DVS-Gesture, so this is our choice, SPEC section 6); train: roll
+  of up to 5 px, no flip (a flip turns a right-hand wave into a left-hand wave, another class).
+  Official train/test split.
 - ``nmnist``: T = 10 frames of equal event count at the sensor's 34x34; no augmentation (the
   saccades already move the digit). Official split; a mirror may be a partial copy.
 

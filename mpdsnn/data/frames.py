@@ -149,9 +149,10 @@ class EventFrames(Dataset):
 
 @dataclass(frozen=True)
 class EventAugment:
-    """Training augmentation on frames ``[T, C, H, W]``: horizontal flip (p = 0.5, when ``flip``)
-    and a roll of up to ``max_roll`` pixels along H and W (TET's CIFAR10-DVS recipe). Draws from
-    torch's global RNG, which the engine seeds (and DataLoader seeds per worker)."""
+    """Training augmentation on frames ``[T, C, H, W]``: a flip of the last axis (p = 0.5, when
+    ``flip``) and a roll of up to ``max_roll`` pixels along H and W (TET's CIFAR10-DVS recipe,
+    ``data_loaders.py`` L88-94: on TET's ``[p, x, y]`` frames the flip reverses event y). Draws
+    from torch's global RNG, which the engine seeds (and DataLoader seeds per worker)."""
 
     flip: bool = True
     max_roll: int = 5
