@@ -45,7 +45,6 @@ def resize_la(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """One uint8 frame ``[2, H, W]`` resized as an "LA" image to ``size`` (H, W), back to
     ``[2, h, w]`` float32 in [0, 1] (step 4 above; Pillow premultiplies the alpha channel 1)."""
     la = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)))  # uint8 HxWx2 -> "LA"
-    assert la.mode == "LA", la.mode
     resized = la.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255)
 
