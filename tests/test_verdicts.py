@@ -216,6 +216,7 @@ def test_each_claim_states_its_detectable_effect_and_the_seeds_it_needs():
     other = verdicts(runs_table(acc, dataset="digits"))["C3"]
     assert other.target == OVER_MPD_AGL == 0.73 and "over MPD-AGL" in other.target_source
     assert math.isnan(detectable_effect(1.0, 1)) and seeds_needed(1.0, math.nan) is None
+    assert seeds_needed(1.0, 0.0) is None  # equal differences measure no spread
 
 
 def test_plan_prints_the_params_change_that_adds_the_seeds():

@@ -191,6 +191,7 @@ class _Group:
             reason = f"{reason}; {why}"
         sd = iv.sd if iv.n >= 2 else math.nan
         needed = seeds_needed(target, sd) if target is not None else None
+        needed = None if needed is None else max(needed, MIN_SEEDS)
         return ClaimResult(claim, CLAIMS[claim], self.label, self.dataset, verdict,
                            _num(iv.mean), unit, _num(iv.low), _num(iv.high), iv.n, interval,
                            f"{reason}; {detail}" if detail else reason, p, None, INCONCLUSIVE,
@@ -354,7 +355,7 @@ def check_c4(g: _Group, accuracy: str) -> ClaimResult:
                       target_source=f"no per-step gain published: +{OVER_MPD_AGL:.2f} (DS-ATGO "
                                     "over MPD-AGL, CIFAR-10) per adjacent pair")
     if needed and all(n is not None for n in needed):
-        result = replace(result, seeds_needed=max(needed))  # every pair must pass
+        result = replace(result, seeds_needed=max(MIN_SEEDS, *needed))  # every pair must pass
     return result
 
 

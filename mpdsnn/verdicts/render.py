@@ -83,7 +83,7 @@ def _needed(r: ClaimResult) -> str:
     if r.target is None:
         return f"n/a ({r.target_source})" if r.target_source else "n/a (no paper effect)"
     if r.seeds_needed is None:
-        return f"n/a for {fmt(r.target, sign=True)} (no seed spread yet)"
+        return f"n/a for {fmt(r.target, sign=True)} (no seed spread measured yet)"
     return f"{r.seeds_needed} for {fmt(r.target, sign=True)}"
 
 
@@ -112,6 +112,9 @@ def plan_markdown(results: Sequence[ClaimResult], seeds: Sequence[int]) -> str:
                  f"`seeds: {listed}` in its params.yaml and `dvc repro`, or "
                  f"`dvc exp run -S 'seeds={listed}'`. Existing seeds are kept (DVC reuses "
                  "their outputs).\n")
+    if most > 30:
+        lines.append(f"{most} seeds is a lot: the seed spread of these runs is large against the "
+                     "paper's effect; a longer or paper-scale recipe usually spreads less.\n")
     return "\n".join(lines)
 
 

@@ -125,7 +125,7 @@ def bootstrap_interval(values: Sequence[float], level: float = LEVEL) -> tuple[f
 def detectable_effect(sd: float, n: int) -> float:
     """Smallest true mean difference a one-sided paired t-test at ``ALPHA`` detects with
     ``POWER``, given ``n`` pairs with spread ``sd`` (statsmodels' noncentral t); NaN for n < 2."""
-    if n < 2 or not math.isfinite(sd):
+    if n < 2 or not math.isfinite(sd) or sd == 0.0:  # no spread measured: power unknown
         return math.nan
     d = TTestPower().solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="larger")
     return float(d * sd)
@@ -133,14 +133,13 @@ def detectable_effect(sd: float, n: int) -> float:
 
 def seeds_needed(effect: float, sd: float, cap: int = 1000) -> int | None:
     """Seeds (pairs) a one-sided t-test at ``ALPHA`` needs to detect ``effect`` with ``POWER``
-    when seeds spread by ``sd``; None when ``sd`` is unknown; ``cap`` when more are needed.
+    when seeds spread by ``sd``; None when ``sd`` is unknown or 0 (equal differences from a
+    few seeds of discrete accuracies measure no spread); ``cap`` when more are needed.
 
     The smallest n whose statsmodels power reaches ``POWER`` (its root finder fails for large
     effects, whose answer lies below its search range)."""
-    if not (math.isfinite(sd) and math.isfinite(effect)) or effect <= 0:
+    if not (math.isfinite(sd) and math.isfinite(effect)) or effect <= 0 or sd == 0.0:
         return None
-    if sd == 0.0:
-        return 2
     power = TTestPower()
     for n in range(2, cap + 1):
         if power.power(effect / sd, n, ALPHA, alternative="larger") >= POWER:
