@@ -25,7 +25,7 @@ from scipy import stats
 
 from mpdsnn.report.collect import SETTING, method_rank
 from mpdsnn.verdicts.pooling import short, with_recipe
-from mpdsnn.verdicts.stats import holm, sign_test
+from mpdsnn.verdicts.stats import holm, no_spread, sign_test
 
 RANKED = "best_test_acc"  # the accuracy the "vs best" marks compare
 FAMILY_ALPHA = 0.05  # Holm over each setting's comparisons with its best
@@ -95,7 +95,7 @@ def _paired_p(best: pd.Series, other: pd.Series) -> tuple[int, float]:
     diff = both["a"] - both["b"]
     if len(diff) < 2:
         return len(diff), math.nan
-    if diff.std(ddof=1) == 0.0:  # t undefined (discrete accuracies tie): exact sign test
+    if no_spread(diff):  # t undefined (discrete accuracies tie): exact sign test
         return len(diff), sign_test(diff)
     return len(diff), float(stats.ttest_rel(both["a"], both["b"]).pvalue)
 

@@ -50,6 +50,13 @@ def _finite(values: Sequence[float]) -> np.ndarray:
     return np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
 
 
+def no_spread(values: Sequence[float]) -> bool:
+    """All values equal up to float rounding (e.g. 95.2 - 93.2 vs 96.0 - 94.0): the t statistic
+    is then undefined or pure rounding noise."""
+    x = _finite(values)
+    return x.size >= 2 and float(x.std(ddof=1)) <= 1e-9 * max(1.0, float(abs(x).max()))
+
+
 def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
     """Mean and t-interval of ``values`` (NaNs dropped); the interval needs n >= 2."""
     x = _finite(values)
@@ -58,9 +65,9 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
         return Interval(math.nan, math.nan, math.nan, 0, math.nan)
     if n < 2:
         return Interval(float(x[0]), math.nan, math.nan, 1, math.nan)
-    sd = float(x.std(ddof=1))
-    if sd == 0.0:  # scipy returns NaN here; the interval of identical values is the point
+    if no_spread(x):  # scipy returns NaN here; the interval of identical values is the point
         return Interval(float(x.mean()), float(x.mean()), float(x.mean()), n, 0.0)
+    sd = float(x.std(ddof=1))
     ci = stats.ttest_1samp(x, 0.0).confidence_interval(level)
     return Interval(float(x.mean()), float(ci.low), float(ci.high), n, sd)
 
@@ -79,7 +86,7 @@ def _one_sided(values: Sequence[float], bound: float, alternative: str) -> float
     x = _finite(values)
     if x.size < 2:
         return math.nan
-    if x.std(ddof=1) == 0.0:  # the t statistic is undefined: an exact sign test instead
+    if no_spread(x):  # the t statistic is undefined: an exact sign test instead
         return sign_test(x - bound, alternative)
     return float(stats.ttest_1samp(x, bound, alternative=alternative).pvalue)
 
