@@ -451,3 +451,16 @@ def test_probes_use_the_papers_layer_set_without_downsample_neurons():
     c2 = verdicts(runs, pd.DataFrame(layers))["C2"]
     assert c2.verdict == "PASS" and c2.effect == pytest.approx(31.0)  # 30, 31, 32 by seed
     assert "deepest 2 of 4 spiking layers" in c2.detail
+
+
+def test_table_keeps_recipes_apart_in_rows_and_summary_keys():
+    from mpdsnn.report.tables import summary
+
+    runs = pd.concat([runs_table({"ds-atgo": [95.0, 95.2, 94.9]}),
+                      runs_table({"ds-atgo": [80.0, 80.1]}, recipe={"ds-atgo": "r-width32"},
+                                 seeds=[3, 4])]).assign(pipeline="")
+    table = comparison_table(runs)
+    assert table["n"].tolist() == [3, 2]
+    assert display_table(table)["recipe"].tolist() == ["r-ds-atg", "r-width3"]
+    flat = summary(table)
+    assert flat["cifar10/ds-atgo/r-width3/n"] == 2 and flat["cifar10/ds-atgo/r-ds-atg/n"] == 3

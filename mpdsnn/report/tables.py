@@ -208,14 +208,16 @@ def write_tables(table: pd.DataFrame, out_dir: Path, stem: str = "comparison") -
 def summary(table: pd.DataFrame) -> dict[str, float]:
     """Flat metrics for DVC's top-level ``metrics:``: ``"<dataset>/<method>/<metric>_mean"``
     (and ``_std``, ``/n``). Pipeline, model and ``T<T>`` join the prefix, after the dataset,
-    only when they vary within a dataset, so the usual one-setting-per-dataset keys stay short.
+    only when they vary within a dataset, so the usual one-setting-per-dataset keys stay short;
+    the recipe (short fingerprint) joins after the method only when one method has several.
     Undefined values (std with n = 1) are left out: JSON has no NaN."""
     by_dataset = table.groupby("dataset")
     extra = [c for c in ("pipeline", "model", "T") if by_dataset[c].nunique().max() > 1]
+    split = "recipe" in table and table.groupby([*SETTING, "method"])["recipe"].nunique().max() > 1
     flat: dict[str, float] = {}
     for row in table.to_dict("records"):
         parts = [row["dataset"], *(f"T{row[c]}" if c == "T" else str(row[c]) for c in extra)]
-        prefix = "/".join([*parts, row["method"]])
+        prefix = "/".join([*parts, row["method"], *([short(row["recipe"])] if split else [])])
         flat[f"{prefix}/n"] = int(row["n"])
         for col in table.columns:
             if col.endswith(("_mean", "_std")) and not pd.isna(row[col]):
