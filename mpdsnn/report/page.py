@@ -46,7 +46,7 @@ FIGURES = [
                 "Density of pre-fire potentials per layer (rows) and method (columns), one line per "
                 "timestep, from the last probe of the lowest seed: the drift across timesteps that "
                 "motivates a per-timestep threshold.",
-                lambda t, p: figures.fig2_mpd_histograms(t.mpd_hist, p)),
+                lambda t, p: figures.fig2_mpd_histograms(t.mpd_hist, p, t.timesteps)),
     FigureEntry("fig5_window_fractions", "Fig. 5: potentials inside the gradient window",
                 "Left: analytic share of N(0, s²) potentials with |U − θ| ≤ k/2 for θ = s, Vth = 1, "
                 "fixed k = 1 and TGO k = 1 + tanh(s − 1); dots are the paper's values. Right: the "
