@@ -396,6 +396,8 @@ def test_method_lines_have_the_palette_colour_and_their_seed_count(report, name)
     assert legend["vanilla (n=3)"] == palette.METHOD_COLORS["vanilla"].lower()
     if name != "fig6_ablation_curves":
         assert legend["ltmd (n=1)"] == palette.METHOD_COLORS["ltmd"].lower()
+    if name == "fig11_grad_available_per_layer":  # the paper's bound, in the method's colour
+        assert legend["paper, CIFAR-100: ds-atgo > 38.53 %"] == palette.METHOD_COLORS["ds-atgo"].lower()
 
 
 def test_every_figure_names_its_seeds(report):

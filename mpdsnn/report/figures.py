@@ -154,21 +154,39 @@ def fig6_ablation_curves(history: pd.DataFrame, out: Path) -> pd.DataFrame:
 
 # --- Fig. 8 / Fig. 11: per-layer firing rate and gradient availability ---------------------------
 
+Reference = tuple[float, str, str]
+"""A horizontal line on a figure: (y, legend label, colour); the paper's numbers are dashed."""
+
+PAPER_FIG8 = [(15.0, "paper, CIFAR-10: ds-atgo ≈ 15 %", palette.METHOD_COLORS["ds-atgo"]),
+              (10.66, "paper: vanilla mean 10.66 %", palette.METHOD_COLORS["vanilla"])]
+PAPER_FIG11 = [(38.53, "paper, CIFAR-100: ds-atgo > 38.53 %", palette.METHOD_COLORS["ds-atgo"]),
+               (15.13, "paper: vanilla < 15.13 % (last 3)", palette.METHOD_COLORS["vanilla"])]
+PAPER_FIG10 = (14.0, 15.9)
+"""The paper's Fig. 10 range (CIFAR10-DVS, t = 1..10), percent; SPEC section 7."""
+
+
+def _reference_lines(ax, references: list[Reference]) -> None:
+    for y, label, color in references:
+        ax.axhline(y, color=color, ls="--", lw=0.9, alpha=0.8, label=label)
+
+
 def _per_layer(layers: pd.DataFrame, out: Path, column: str, label: str, fig_title: str,
-               reference: tuple[float, str] | None = None) -> pd.DataFrame:
+               theory: tuple[float, str] | None = None, paper: list[Reference] = ()) -> pd.DataFrame:
     name = f"{column}_pct"
     if layers.empty:
         return _empty(out, "probes/layers.csv", [*BY_LAYER, "quantity", "mean", "std", "n"])
     data = _plot.aggregate(_plot.last_probe(layers), BY_LAYER, {column: (name, 100.0)})
 
     def draw(part: pd.DataFrame, title: str):
-        fig, axes = _plot.new_figure(1, 1, 7.0, 4.0)
+        fig, axes = _plot.new_figure(1, 1, 8.0, 4.2)
         ax = axes[0, 0]
         _plot.lines(ax, part, "layer", _plot.palette(part["method"].tolist()))
-        if reference:
-            ax.axhline(reference[0], color="black", ls=":", lw=1, label=reference[1])
+        if theory:
+            ax.axhline(theory[0], color="black", ls=":", lw=1, label=theory[1])
+        _reference_lines(ax, paper)
         _plot.layer_axis(ax, part)
-        ax.set(ylabel=label, title=f"{fig_title}, {title}\n(last probe, mean ± std over seeds)")
+        ax.set(ylabel=label)
+        _plot.suptitle(fig, f"{fig_title}, {title} (last probe, mean ± std over n seeds)")
         _plot.legend(ax)
         return fig
 
@@ -179,13 +197,13 @@ def _per_layer(layers: pd.DataFrame, out: Path, column: str, label: str, fig_tit
 def fig8_firing_rate_per_layer(layers: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Paper Fig. 8: test-set firing rate (%) of each spiking layer per method."""
     return _per_layer(layers, out, "firing_rate", "firing rate (%)", "Fig. 8: firing rate per layer",
-                      (TARGET_RATE_PCT, f"1 − Φ(1) = {TARGET_RATE_PCT:.2f} %"))
+                      (TARGET_RATE_PCT, f"1 − Φ(1) = {TARGET_RATE_PCT:.2f} %"), PAPER_FIG8)
 
 
 def fig11_grad_available_per_layer(layers: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Paper Fig. 11: share (%) of potentials inside the surrogate window, per layer and method."""
     return _per_layer(layers, out, "grad_available", "gradient available (%)",
-                      "Fig. 11: gradient-available proportion per layer")
+                      "Fig. 11: gradient-available proportion per layer", paper=PAPER_FIG11)
 
 
 # --- Fig. 10: firing rate per timestep ----------------------------------------------------------
@@ -208,13 +226,15 @@ def fig10_firing_rate_per_timestep(timesteps: pd.DataFrame, layers: pd.DataFrame
     data = _plot.aggregate(per_run, [*SETTING, "method", "t"], {"firing_rate": ("firing_rate_pct", 100.0)})
 
     def draw(part: pd.DataFrame, title: str):
-        fig, axes = _plot.new_figure(1, 1, 6.0, 3.8)
+        fig, axes = _plot.new_figure(1, 1, 8.0, 4.0)
         ax = axes[0, 0]
         _plot.lines(ax, part, "t", _plot.palette(part["method"].tolist()))
+        ax.axhspan(*PAPER_FIG10, color=palette.METHOD_COLORS["ds-atgo"], alpha=0.08, lw=0,
+                   label="paper, CIFAR10-DVS: 14.0–15.9 %")
         ax.set_xticks(sorted(part["t"].unique()))
         _plot.integer_ticks(ax.xaxis)
-        ax.set(xlabel="timestep t", ylabel="firing rate, all layers (%)",
-               title=f"Fig. 10: firing rate per timestep, {title}")
+        ax.set(xlabel="timestep t", ylabel="firing rate, all layers (%)")
+        _plot.suptitle(fig, f"Fig. 10: firing rate per timestep, {title} (mean ± std over n seeds)")
         _plot.legend(ax)
         return fig
 
@@ -445,7 +465,8 @@ def accuracy_vs_energy(runs: pd.DataFrame, out: Path) -> pd.DataFrame:
                         fmt=palette.method_marker(method), color=colors[method], capsize=3,
                         label=_plot.n_label(method, part.loc[part.method == method, "n"]))
         ax.set(xlabel="energy per test sample (µJ, 45 nm convention; not in the paper)",
-               ylabel="best test accuracy (%)", title=f"Accuracy vs energy, {title}")
+               ylabel="best test accuracy (%)")
+        _plot.suptitle(fig, f"Accuracy vs energy, {title} (mean ± std over n seeds)")
         _plot.legend(ax)
         return fig
 
