@@ -497,6 +497,8 @@ def test_vega_curves_csv_and_png(synth, report):
     assert "'ds-atgo (n=3)'" in color["legend"]["labelExpr"].replace('"', "'")
     x = spec["spec"]["layer"][1]["encoding"]["x"]["axis"]["values"]
     assert x == [1, 2, 3, 4, 5, 6]
+    drawn = pytest.importorskip("vl_convert").vegalite_to_svg(spec)  # the legend survives the layering
+    assert ">ds-atgo (n=3)<" in drawn and ">ltmd (n=1)<" in drawn and 'stroke="#0072B2"' in drawn
 
 
 def test_vega_html_and_dvc_template_work_offline(report, tmp_path):

@@ -61,14 +61,15 @@ def accuracy_curves_spec(curves: pd.DataFrame) -> dict[str, Any]:
     labels = {m: _plot.n_label(m, curves.loc[curves["method"] == m, "n"]) for m in methods}
     color = {"field": "method", "type": "nominal", "title": "method (seeds)",
              "scale": palette.vega_color_scale(methods),
-             "legend": {"labelExpr": _label_expr(labels), "labelLimit": 240}}
+             "legend": {"labelExpr": _label_expr(labels), "labelLimit": 240, "symbolType": "stroke",
+                        "symbolOpacity": 1, "symbolStrokeWidth": 2.5}}
     x = {"field": "epoch", "type": "quantitative", "title": "epoch",
          "axis": {"values": epoch_ticks(curves["epoch"]), "format": "d"}}
     layer = [
         {"mark": {"type": "area", "opacity": 0.2},
          "transform": [{"filter": "datum.lo != null"}],
          "encoding": {"x": x, "y": {"field": "lo", "type": "quantitative"}, "y2": {"field": "hi"},
-                      "color": {**color, "legend": None}}},
+                      "color": color}},
         {"mark": {"type": "line", "point": True},
          "encoding": {"x": x, "y": {"field": "test_acc", "type": "quantitative", "title": "test accuracy (%)",
                                     "scale": {"zero": False}},
