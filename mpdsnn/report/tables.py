@@ -6,7 +6,7 @@ Grouped by pipeline, dataset, model, T, method and recipe fingerprint (pipeline 
 runs that would otherwise be merged, e.g. a CPU-sized and a paper-scale CIFAR-10; runs of two
 recipes are never pooled). Std is the sample std (ddof = 1) over seeds; with one seed it is
 undefined and shown as "-". Unfinished runs never enter (rows with ``finished`` False are
-dropped; :func:`mpdsnn.report.collect.load_tables` warns about them).
+dropped; :func:`mpdsnn.runfolder.reader.read_runs` warns about them).
 
 Per setting, the method with the highest mean best test accuracy is the best; every other is
 compared with it by a paired t-test over the seeds both have (two-sided, Holm-corrected over
