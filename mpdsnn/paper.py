@@ -27,3 +27,19 @@ def method_rank(methods: pd.Series) -> pd.Series:
     """Sort key for a column of method names (for ``DataFrame.sort_values(key=...)``)."""
     order = {m: i for i, m in enumerate(order_methods(methods))}
     return methods.map(order)
+
+
+DOWNSAMPLE = "downsample"
+"""Spiking layers whose name holds this are the shortcut's neurons: SEW ResNet-19 has 20 spiking
+layers, the paper's per-layer figures show 18 (without these)."""
+
+
+def is_downsample(names: pd.Series) -> pd.Series:
+    return names.astype(str).str.contains(DOWNSAMPLE)
+
+
+def paper_layers(table: pd.DataFrame) -> pd.DataFrame:
+    """Probe rows of the paper's layer set: downsample neurons left out of every average."""
+    if "layer_name" not in table.columns:
+        return table
+    return table[~is_downsample(table["layer_name"])]

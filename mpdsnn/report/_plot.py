@@ -22,7 +22,7 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mpdsnn.paper import method_rank, order_methods
+from mpdsnn.paper import is_downsample, method_rank, order_methods
 from mpdsnn.report import palette as colors_
 from mpdsnn.runfolder.reader import SETTING
 
@@ -190,9 +190,14 @@ def legend(ax: Axes, title: str = "method") -> None:
 
 
 def layer_axis(ax: Axes, data: pd.DataFrame) -> None:
-    """x ticks at layer indices, labelled with layer names when few enough to read."""
+    """x ticks at layer indices, labelled with layer names when few enough to read; downsample
+    neurons (not in the paper's per-layer figures) shaded and named in the legend."""
     names = data.drop_duplicates("layer").sort_values("layer")
     ax.set_xticks(names["layer"].tolist())
+    if "layer_name" in names:
+        for i, layer in enumerate(names.loc[is_downsample(names["layer_name"]), "layer"]):
+            ax.axvspan(layer - 0.4, layer + 0.4, color="0.85", lw=0, zorder=0,
+                       label="downsample neuron (not in the paper's figures)" if i == 0 else None)
     if len(names) <= 12 and "layer_name" in names:
         ax.set_xticklabels(names["layer_name"].astype(str), rotation=40, ha="right")
     ax.set_xlabel("spiking layer (forward order)")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mpdsnn.paper import METHOD_ORDER as ABLATION, TARGET_RATE as TARGET_RATE_PCT, order_methods
+from mpdsnn.paper import METHOD_ORDER as ABLATION, TARGET_RATE as TARGET_RATE_PCT, order_methods, paper_layers
 from mpdsnn.report import _plot, palette
 from mpdsnn.runfolder.reader import SETTING
 
@@ -215,7 +215,7 @@ def fig10_firing_rate_per_timestep(timesteps: pd.DataFrame, layers: pd.DataFrame
     cols = [*SETTING, "method", "t", "quantity", "mean", "std", "n"]
     if timesteps.empty:
         return _empty(out, "probes/timesteps.csv", cols)
-    steps = _plot.last_probe(timesteps)
+    steps = paper_layers(_plot.last_probe(timesteps))  # the paper's layers: no downsample neurons
     if layers is not None and not layers.empty and "neurons" in layers:
         steps = steps.merge(layers[["run", "epoch", "layer", "neurons"]], on=["run", "epoch", "layer"], how="left")
     else:
@@ -233,7 +233,7 @@ def fig10_firing_rate_per_timestep(timesteps: pd.DataFrame, layers: pd.DataFrame
                    label="paper, CIFAR10-DVS: 14.0–15.9 %")
         ax.set_xticks(sorted(part["t"].unique()))
         _plot.integer_ticks(ax.xaxis)
-        ax.set(xlabel="timestep t", ylabel="firing rate, all layers (%)")
+        ax.set(xlabel="timestep t", ylabel="firing rate, paper's layers (%)")
         _plot.suptitle(fig, f"Fig. 10: firing rate per timestep, {title} (mean ± std over n seeds)")
         _plot.legend(ax)
         return fig

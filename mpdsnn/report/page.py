@@ -71,8 +71,8 @@ FIGURES = [
                 "dataset and network here.",
                 lambda t, p: figures.fig8_firing_rate_per_layer(t.layers, p)),
     FigureEntry("fig10_firing_rate_per_timestep", "Fig. 10: firing rate per timestep",
-                "Firing rate of the whole network (layers weighted by their neuron counts) per "
-                "timestep, mean ± std over n seeds; shaded: the paper's DS-ATGO range on "
+                "Firing rate of the paper's layer set (downsample neurons left out; layers "
+                "weighted by their neuron counts) per timestep, mean ± std over n seeds; shaded: the paper's DS-ATGO range on "
                 "CIFAR10-DVS, 14.0–15.9 % over t = 1..10 (the paper gives fractions, 0.140–0.159).",
                 lambda t, p: figures.fig10_firing_rate_per_timestep(t.timesteps, t.layers, p)),
     FigureEntry("fig11_grad_available_per_layer", "Fig. 11: gradient-available proportion per layer",

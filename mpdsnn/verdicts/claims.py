@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from mpdsnn.errors import UserError, unknown_name
-from mpdsnn.paper import ABLATION_LADDER, TARGET_RATE
+from mpdsnn.paper import ABLATION_LADDER, TARGET_RATE, paper_layers
 from mpdsnn.runfolder.reader import read_runs
 from mpdsnn.verdicts.pooling import Arm, Pool, pools, run_name
 from mpdsnn.verdicts.stats import (
@@ -400,14 +400,6 @@ def _probe_index(table: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
             part = part[part["epoch"] == part["epoch"].max()]
         out[str(name)] = part.reset_index(drop=True)
     return out
-
-
-def paper_layers(table: pd.DataFrame) -> pd.DataFrame:
-    """Probe rows without the downsample neurons (``layer_name`` containing "downsample"):
-    the paper's per-layer figures of ResNet-19 show 18 spiking layers, not 20."""
-    if "layer_name" not in table.columns:
-        return table
-    return table[~table["layer_name"].astype(str).str.contains("downsample")]
 
 
 def _leave_out_variants(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
