@@ -159,6 +159,7 @@ def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert run_cli(["train", "--method", "vanilla", *FAST, "--epochs", "1", "--set", "train_subset=64",
                     "--out", str(out)], capsys)[0] == 0
     (out / "metrics.json").unlink()  # pretend it was interrupted
+    (out / "checkpoint").mkdir(exist_ok=True)  # a finished run removed its empty checkpoint folder
     (out / "checkpoint" / "last.pt").write_bytes(b"\x00garbage")
     code, _, err = run_cli(["train", "--method", "vanilla", *FAST, "--epochs", "1", "--set",
                             "train_subset=64", "--out", str(out), "--resume"], capsys)
