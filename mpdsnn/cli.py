@@ -62,6 +62,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipe(args: argparse.Namespace) -> int:
+    from mpdsnn.config import describe_recipe
+
+    print(describe_recipe(args.params, args.dataset, args.method, args.seed), end="")
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Fetch or read a dataset, verify it and build its caches; write a small summary whose
     content changes exactly when the data does (the DVC train stages depend on it)."""
@@ -211,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recipe", help="print a pipeline's resolved recipe for one method, with sources")
+    p.add_argument("--params", type=Path, required=True, help="a DVC params.yaml")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_recipe)
 
     p = sub.add_parser("list", help="list methods, datasets and models")
     p.set_defaults(func=cmd_list)
