@@ -133,7 +133,9 @@ def test_paper_scale_recipes_are_the_published_ones():
     for name in PAPER_SCALE:
         params = _params(name)
         assert set(ABLATION + BASELINES) <= set(params["methods"])
-        assert (params["train"]["device"], params["train"]["amp"]) == ("auto", True)
+        # fp32 as every official code; bf16 is the labelled fast profile (-S train.amp=true)
+        assert (params["train"]["device"], params["train"]["amp"]) == ("auto", False)
+        assert params["recipe_cards"] == "paper"
         assert params["train"]["num_workers"] >= 4
         assert params["method_options"]["ds-atgo"] == {"fc": 1.0, "tgo_rule": "paper"}
     for name in CPU:
@@ -260,3 +262,97 @@ def test_unpack_shared_data_refuses_path_traversal_and_bad_arguments(tmp_path):
     (tmp_path / "empty").mkdir()
     empty = _unpack(tmp_path / "empty", mirrors=mirrors)
     assert empty.returncode == 2 and "no *.tar.gz archive" in empty.stderr
+
+
+# ---------------------------------------------------------------- recipe cards
+
+SMOOTHING = {**dict.fromkeys(ABLATION, 0.1), "fixed": 0.0, "tet": 0.0, "mpd-agl": 0.0,
+             "plif": 0.0, "ltmd": 0.0}
+
+
+@pytest.mark.parametrize("name", PAPER_SCALE)
+def test_paper_pipelines_resolve_each_methods_card(name):
+    """Shared < dataset < card: every card value reaches the config; label smoothing is each
+    code's (0.1 for DS-ATGO and its ablations, 0 for the baselines whose code has none)."""
+    from mpdsnn.methods import method_card
+
+    params = _params(name)
+    dataset = params["datasets_run"][0]
+    shared = {**params["train"], **params["datasets"][dataset]}
+    for method in params["method_options"]:
+        card = method_card(method)
+        c = config_from_params(PIPELINES[name] / "params.yaml", dataset, method, 0)
+        assert c.label_smoothing == SMOOTHING[method], method
+        assert c.amp is False
+        expected = {**shared, **{k: v.value for k, v in card.train.items()},
+                    **{k: v.value for k, v in card.datasets.get(dataset, {}).items()}}
+        for key, value in expected.items():
+            if key not in ("model", "model_options"):
+                assert getattr(c, key) == value, (method, key)
+        model = shared["model"]
+        model = card.models[model].value if model in card.models else model
+        assert c.model == model, method
+        for key, cited in {**card.model_options.get("*", {}), **card.model_options.get(model, {})}.items():
+            assert c.model_options[key] == cited.value, (method, key)
+
+
+def test_cifar_cards_give_the_published_architectures_and_recipes():
+    path = PIPELINES["cifar10"] / "params.yaml"
+    got = {m: config_from_params(path, "cifar10", m, 0) for m in ("ds-atgo", "tet", "fixed", "mpd-agl")}
+    assert {m: c.model for m, c in got.items()} == {"ds-atgo": "resnet19", "tet": "resnet19-std",
+                                                    "fixed": "resnet19-std", "mpd-agl": "resnet19"}
+    assert got["ds-atgo"].model_options == {"init": "kaiming-fan-out"}
+    assert got["fixed"].model_options["sum_alpha"] == pytest.approx(2 ** -0.5)
+    assert (got["mpd-agl"].epochs, got["ds-atgo"].epochs, got["tet"].epochs) == (150, 400, 400)
+    dvs = config_from_params(PIPELINES["cifar10-dvs"] / "params.yaml", "cifar10-dvs", "tet", 0)
+    assert (dvs.model, dvs.optimizer, dvs.lr, dvs.weight_decay, dvs.epochs, dvs.batch_size,
+            dvs.model_options) == ("vggsnn", "adamw", 0.001, 0.0, 150, 128, {"init": "kaiming-fan-out"})
+
+
+def test_override_beats_the_card_and_cards_can_be_switched_off(tmp_path):
+    params = _params("cifar10")
+    params["method_options"]["mpd-agl"] = {"vth": 0.5, "recipe": {"epochs": 400, "label_smoothing": 0.1,
+                                                                  "model_options": {"init": "default"}}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    c = config_from_params(path, "cifar10", "mpd-agl", 0)
+    assert (c.epochs, c.label_smoothing, c.model_options, c.method_options) == \
+        (400, 0.1, {"init": "default"}, {"vth": 0.5})
+    params["recipe_cards"] = "none"
+    path.write_text(yaml.safe_dump(params))
+    c = config_from_params(path, "cifar10", "tet", 0)
+    assert (c.model, c.label_smoothing, c.model_options) == ("resnet19", 0.0, {})
+    params["recipe_cards"] = "yes"
+    path.write_text(yaml.safe_dump(params))
+    from mpdsnn.errors import UserError
+    with pytest.raises(UserError, match="recipe_cards must be one of paper, none; got 'yes'"):
+        config_from_params(path, "cifar10", "tet", 0)
+
+
+def test_pipelines_without_cards_keep_their_shared_recipe():
+    """The embedded and CPU pipelines do not opt in: their committed runs' recipes are unchanged."""
+    for path in (REPO / "params.yaml", PIPELINES["cifar10-cpu"] / "params.yaml"):
+        params = yaml.safe_load(path.read_text())
+        dataset = params["datasets_run"][0]
+        c = config_from_params(path, dataset, "fixed", 0)
+        assert "recipe_cards" not in params
+        assert c.label_smoothing == params["train"]["label_smoothing"]
+        assert c.model == params["datasets"][dataset].get("model")
+
+
+def test_recipe_command_prints_the_resolved_recipe_with_sources():
+    path = PIPELINES["cifar10"] / "params.yaml"
+    result = subprocess.run([sys.executable, "-m", "mpdsnn.cli", "recipe", "--params", str(path),
+                             "--dataset", "cifar10", "--method", "mpd-agl"],
+                            env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    config = config_from_params(path, "cifar10", "mpd-agl", 0)
+    for key in ("epochs", "label_smoothing", "model", "amp", "lr", "weight_decay", "T"):
+        assert printed[key] == getattr(config, key), key
+    assert printed["method_options"] == {"vth": 0.5, "alpha": 1.0, "init_tau": 0.2}
+    lines = {line.split(":")[0]: line for line in result.stdout.splitlines()}
+    assert "card mpd-agl: Stay-Sane/MPD-AGL@61abbf3 base_config.py:22" in lines["epochs"]
+    assert "card mpd-agl: Stay-Sane/MPD-AGL@61abbf3 main.py:34" in lines["label_smoothing"]
+    assert f"{path}: train.amp" in lines["amp"]
+    assert printed["neuron"]["firing"] == ">="
