@@ -131,7 +131,7 @@ def test_bad_method_option_values_are_user_errors(name, options, message):
 
 def test_standard_resnet19_is_tets_net_and_trains_one_step():
     """TET's ResNet-19: 12,630,858 parameters at full width (3 -> 10 classes), 18 spiking layers,
-    no spike in the downsample, FC layers with bias; one SGD step changes the FC layers."""
+    no spike in the downsample, FC layers with bias; one SGD step changes the stem and fc1."""
     from mpdsnn.models.resnet_std import StandardBlock
 
     full = create_model("resnet19-std", create_method("tet"), T=2, num_classes=10, in_channels=3)
@@ -142,11 +142,15 @@ def test_standard_resnet19_is_tets_net_and_trains_one_step():
     blocks = [b for b in full.modules() if isinstance(b, StandardBlock)]
     assert not any(spiking_layers(b.downsample) for b in blocks)
     torch.manual_seed(0)
-    model = create_model("resnet19-std", create_method("fixed"), T=2, num_classes=10,
-                         in_channels=3, width=0.125, sum_alpha=2 ** -0.5)
     assert blocks[0].second[1].scale == 1.0
-    assert model.stages[0].second[1].scale == pytest.approx(2 ** -0.5)
-    before = [p.detach().clone() for p in (model.fc1[0].module.weight, model.head.module.weight)]
+    scaled = create_model("resnet19-std", create_method("fixed"), T=2, num_classes=10,
+                          in_channels=3, width=0.125, sum_alpha=2 ** -0.5)
+    assert scaled.stages[0].second[1].scale == pytest.approx(2 ** -0.5)
+    assert scaled.stages[0].downsample[1].scale == pytest.approx(2 ** -0.5)
+    # TET's triangle reaches the bias-free-of-BN fc1, which does not fire yet at initialisation
+    model = create_model("resnet19-std", create_method("tet"), T=2, num_classes=10, in_channels=3,
+                         width=0.125)
+    before = [p.detach().clone() for p in (model.stem[0].module.weight, model.fc1[0].module.weight)]
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.rand(2, 4, 3, 32, 32) * 2, torch.tensor([1, 2, 3, 4])
     out = model(x)
@@ -154,7 +158,7 @@ def test_standard_resnet19_is_tets_net_and_trains_one_step():
     loss = torch.nn.functional.cross_entropy(out.mean(0), y)
     loss.backward()
     opt.step()
-    after = (model.fc1[0].module.weight, model.head.module.weight)
+    after = (model.stem[0].module.weight, model.fc1[0].module.weight)
     assert torch.isfinite(loss) and all(not torch.equal(b, a) for b, a in zip(before, after))
 
 
