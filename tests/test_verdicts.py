@@ -286,7 +286,7 @@ def test_published_markdown_shows_sources_and_not_run_rows():
     text = published_markdown(compare_published(runs))
     assert "| ds-atgo | cifar10 | resnet19 | 2 | 96.91 +- 0.12 | best-test | 400 | " \
            "96.90 +- 0.00 (3) |" in text
-    assert "| tet | cifar100 | resnet19 | 2 | 72.87 +- 0.10 |" in text and "not run" in text
+    assert "| tet | cifar100 | resnet19-std | 2 | 72.87 +- 0.10 |" in text and "not run" in text
     assert "arXiv 2511.13050" in text and "Selection: unstated" in text
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from mpdsnn.errors import UserError
 from mpdsnn.verdicts._table import fmt, fmt_interval, markdown_table
+from mpdsnn.verdicts.match import label_rows
 from mpdsnn.verdicts.published_data import PUBLISHED, PublishedResult
 from mpdsnn.verdicts.stats import STATS_BACKEND, t_interval
 
@@ -86,7 +87,7 @@ def compare_published(runs: pd.DataFrame,
                 rows.append(_row(entry, float(epochs), group[metric].dropna().tolist()))
         else:
             rows.append(_row(entry, math.nan, values.tolist()))
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    return label_rows(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), runs)
 
 
 def published_markdown(table: pd.DataFrame) -> str:
@@ -106,10 +107,10 @@ def published_markdown(table: pd.DataFrame) -> str:
             reproduced, epochs = "not run", "-"
         rows.append([r.method, r.dataset, r.model, r.T, published, r.compared, epochs,
                      reproduced, fmt(r.difference, sign=True),
-                     fmt_interval(r.ci_low, r.ci_high, sign=False), r.inside, f"[{note}]"])
+                     fmt_interval(r.ci_low, r.ci_high, sign=False), r.inside, r.label, f"[{note}]"])
     headers = ["method", "dataset", "model", "T", "published", "accuracy compared", "epochs",
                "reproduced mean +- std (n)", "difference", "95% t-interval", "published inside",
-               "source"]
+               "row", "source"]
     notes = "\n".join(f"[{i}] {text}" for text, i in sources.items())
     return ("## Published vs reproduced\n\n" + markdown_table(headers, rows)
             + f"\nDifference = reproduced - published (points). The interval is the 95 % "

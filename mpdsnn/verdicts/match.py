@@ -1,0 +1,61 @@
+"""Is a published-vs-reproduced row a reproduction? Only when the runs' dataset, architecture, T
+and recipe are the paper's: the recipe the paper pipeline (``pipelines/<dataset>/params.yaml``)
+resolves for the method with its card. Otherwise the row is a reference, and says what differs
+(e.g. ``amp=True``: trained in bf16, the fast profile)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
+RECIPE_KEYS = ("model", "T", "epochs", "batch_size", "optimizer", "lr", "weight_decay",
+               "label_smoothing", "model_options", "amp")
+
+
+def paper_recipe(dataset: str, method: str) -> dict[str, Any] | None:
+    """The paper pipeline's resolved recipe for ``method`` (None without a paper pipeline)."""
+    from mpdsnn.config import config_from_params
+
+    params = PIPELINES / dataset / "params.yaml"
+    if not params.is_file():
+        return None
+    config = config_from_params(params, dataset, method, 0)
+    return {k: getattr(config, k) for k in RECIPE_KEYS}
+
+
+def _run_recipe(path: str, model: str, T: int) -> dict[str, Any]:
+    config_file = Path(path) / "config.yaml"
+    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    return {**{k: config.get(k) for k in RECIPE_KEYS}, "model": model, "T": T}
+
+
+def row_label(method: str, dataset: str, model: str, T: int, runs: pd.DataFrame) -> str:
+    """``"reproduction"`` or ``"reference (differs: key=run value (paper value), ...)"``."""
+    paper = paper_recipe(dataset, method)
+    if paper is None:
+        return f"reference (differs: no paper pipeline for {dataset})"
+    differs = [f"model={model} ({paper['model']})"] if model != paper["model"] else []
+    differs += [f"T={T} ({paper['T']})"] if T != paper["T"] else []
+    if "path" in runs.columns:
+        for path, run_model, run_T in zip(runs["path"], runs["model"], runs["T"]):
+            run = _run_recipe(path, run_model, int(run_T))
+            differs += [f"{k}={run[k]} ({paper[k]})" for k in RECIPE_KEYS
+                        if run[k] is not None and run[k] != paper[k]]
+    differs = list(dict.fromkeys(differs))
+    return "reproduction" if not differs else f"reference (differs: {', '.join(differs)})"
+
+
+def label_rows(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one row per published entry and training length) with a ``label`` column."""
+    labels = []
+    for r in table.itertuples(index=False):
+        match = runs[(runs["method"] == r.method) & (runs["dataset"] == r.dataset)
+                     & (runs["model"] == r.model) & (runs["T"] == r.T)]
+        if "epochs" in match.columns and not pd.isna(r.epochs):
+            match = match[match["epochs"] == r.epochs]
+        labels.append("not run" if match.empty else row_label(r.method, r.dataset, r.model, r.T, match))
+    return table.assign(label=labels)
