@@ -356,3 +356,19 @@ def test_recipe_command_prints_the_resolved_recipe_with_sources():
     assert "card mpd-agl: Stay-Sane/MPD-AGL@61abbf3 main.py:34" in lines["label_smoothing"]
     assert f"{path}: train.amp" in lines["amp"]
     assert printed["neuron"]["firing"] == ">="
+
+
+def test_published_rows_are_reproductions_only_on_the_paper_recipe(tmp_path):
+    import pandas as pd
+
+    from mpdsnn.verdicts.match import row_label
+
+    config = config_from_params(PIPELINES["cifar10"] / "params.yaml", "cifar10", "ds-atgo", 0).to_dict()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = pd.DataFrame({"path": [str(tmp_path)], "model": ["resnet19"], "T": [2]})
+    assert row_label("ds-atgo", "cifar10", "resnet19", 2, runs) == "reproduction"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**config, "amp": True, "label_smoothing": 0.0}))
+    assert row_label("ds-atgo", "cifar10", "resnet19", 2, runs) == \
+        "reference (differs: label_smoothing=0.0 (0.1), amp=True (False))"
+    assert row_label("tet", "cifar10", "resnet19", 2, runs.assign(path=str(tmp_path / "none"))) == \
+        "reference (differs: model=resnet19 (resnet19-std))"
