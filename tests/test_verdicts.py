@@ -266,7 +266,7 @@ def test_selection_rule_picks_and_labels_the_compared_accuracy():
         PublishedResult(selection="max", **base)
 
 
-def test_published_keeps_training_lengths_apart_and_ignores_variants():
+def test_published_keeps_training_lengths_and_variants_apart():
     runs = pd.concat([
         _runs([dict(seed=s, best_test_acc=96.9, last_test_acc=96.9) for s in range(3)]),
         _runs([dict(seed=s, best_test_acc=50.0, last_test_acc=50.0) for s in range(2)])
@@ -274,9 +274,11 @@ def test_published_keeps_training_lengths_apart_and_ignores_variants():
         _runs([dict(seed=9, best_test_acc=10.0, last_test_acc=10.0)]).assign(variant="fc=2"),
     ])
     table = compare_published(runs, [PUBLISHED[0]])
-    assert table["epochs"].tolist() == [1.0, 400.0]
-    assert table["n"].tolist() == [2, 3]
-    assert table["reproduced_mean"].tolist() == pytest.approx([50.0, 96.9])
+    method = PUBLISHED[0].method
+    assert table["method"].tolist() == [method, method, f"{method} (fc=2)"]
+    assert table["epochs"].tolist() == [1.0, 400.0, 400.0]
+    assert table["n"].tolist() == [2, 3, 1]
+    assert table["reproduced_mean"].tolist() == pytest.approx([50.0, 96.9, 10.0])
     with pytest.raises(UserError, match="lacks column"):
         compare_published(runs.drop(columns="best_test_acc"))
 

@@ -5,8 +5,9 @@ resolves for the method with its card. Otherwise the row is a reference, and say
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 import yaml
@@ -14,6 +15,27 @@ import yaml
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 RECIPE_KEYS = ("model", "T", "epochs", "batch_size", "optimizer", "lr", "weight_decay",
                "label_smoothing", "model_options", "amp")
+
+
+def base_method(method: str) -> str:
+    """``"ds-atgo (tgo_rule=code)"`` -> ``"ds-atgo"``."""
+    return method.split(" (", 1)[0]
+
+
+def with_variants(runs: pd.DataFrame, entries: Iterable[Any]) -> tuple[pd.DataFrame, list[Any]]:
+    """Runs with non-default options become methods of their own, ``"<method> (<variant>)"``,
+    each compared with its method's published entries (the rule that produced a published
+    number may be a variant: DS-ATGO's 96.91 came from ``tgo_rule=code``)."""
+    entries = list(entries)
+    if "variant" not in runs.columns:
+        return runs, entries
+    variant = runs["variant"].fillna("")
+    named = runs["method"].where(variant == "", runs["method"] + " (" + variant + ")")
+    runs = runs.assign(method=named)
+    extra = [dataclasses.replace(e, method=m) for e in entries
+             for m in sorted(set(named)) if m != e.method and base_method(m) == e.method
+             and ((runs["method"] == m) & (runs["dataset"] == e.dataset)).any()]
+    return runs, entries + extra
 
 
 def paper_recipe(dataset: str, method: str) -> dict[str, Any] | None:
@@ -35,7 +57,7 @@ def _run_recipe(path: str, model: str, T: int) -> dict[str, Any]:
 
 def row_label(method: str, dataset: str, model: str, T: int, runs: pd.DataFrame) -> str:
     """``"reproduction"`` or ``"reference (differs: key=run value (paper value), ...)"``."""
-    paper = paper_recipe(dataset, method)
+    paper = paper_recipe(dataset, base_method(method))
     if paper is None:
         return f"reference (differs: no paper pipeline for {dataset})"
     differs = [f"model={model} ({paper['model']})"] if model != paper["model"] else []

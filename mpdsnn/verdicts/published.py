@@ -16,7 +16,7 @@ import pandas as pd
 
 from mpdsnn.errors import UserError
 from mpdsnn.verdicts._table import fmt, fmt_interval, markdown_table
-from mpdsnn.verdicts.match import label_rows
+from mpdsnn.verdicts.match import label_rows, with_variants
 from mpdsnn.verdicts.published_data import PUBLISHED, PublishedResult
 from mpdsnn.verdicts.stats import STATS_BACKEND, t_interval
 
@@ -66,13 +66,13 @@ def compare_published(runs: pd.DataFrame,
     """One row per published entry and training length (``epochs``) of its matching runs.
 
     ``runs`` needs the columns of :data:`RUN_COLUMNS` (``read_runs(...).finished`` gives them); with a
-    ``variant`` column only runs with the method's default options count, and with an
+    ``variant`` column runs with non-default options form rows of their own (``method (variant)``,
+    mpdsnn.verdicts.match), and with an
     ``epochs`` column runs of different lengths are kept apart. Entries without a matching
     run give one row with ``inside == "not run"``; ``n < 2`` gives ``"n/a"``.
     """
     _check_columns(runs)
-    if "variant" in runs.columns:
-        runs = runs[runs["variant"].fillna("") == ""]
+    runs, entries = with_variants(runs, entries)
     rows = []
     for entry in entries:
         match = runs[(runs["method"] == entry.method) & (runs["dataset"] == entry.dataset)
