@@ -113,7 +113,7 @@ def resolve_layers(params: Mapping[str, Any], source: str, dataset: str, method:
         if key == "model_options" and isinstance(value, dict):
             for option in value:
                 resolved.sources[f"model_options.{option}"] = f"{source}: datasets.{dataset}.model_options"
-    if card is not None and card_mode(params, source) == "paper":
+    if card_mode(params, source) == "paper" and card is not None:
         apply_card(resolved, card, dataset, default_model, method)
     options = (params.get("method_options") or {}).get(method) or {}
     if not isinstance(options, dict):
