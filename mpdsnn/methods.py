@@ -13,6 +13,7 @@ group ``mpdsnn.methods`` (the ``baselines`` package of this repository does exac
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -170,6 +171,20 @@ DS_ATGO_CARD = RecipeCard(
                 "the CIFAR10-DVS and DVS-Gesture recipes are the paper's (SPEC section 6).",),
 )
 
+
+def _ablation_card(drop: tuple[str, ...], **facts: Cited) -> RecipeCard:
+    """An ablation trains as DS-ATGO; only the neuron facts it does not use differ."""
+    neuron = {k: v for k, v in DS_ATGO_CARD.neuron.items() if k not in drop}
+    return dataclasses.replace(DS_ATGO_CARD, neuron={**neuron, **facts})
+
+
+_WIDTH_1 = Cited("rectangular, fixed width 1", "the paper's ablation study: TGO off")
+AT_CARD = _ablation_card(("tgo_rule",), surrogate=_WIDTH_1)
+TGO_CARD = _ablation_card((), firing_threshold=Cited("fixed Vth 1 (MPD statistics feed the width only)",
+                                              "the paper's ablation study: AT off"))
+VANILLA_CARD = _ablation_card(("fc", "momentum", "tgo_rule"), surrogate=_WIDTH_1,
+                              firing_threshold=Cited("fixed Vth 1", f"{_DSATGO} neuron.py:9 (threshold=1.0)"))
+
 def _decay(learnable_decay: bool, tau: float) -> nn.Module:
     return LearnableDecay(tau) if learnable_decay else FixedDecay(tau)
 
@@ -216,7 +231,7 @@ def ds_atgo(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
                        learnable_decay, tau, min_theta)
 
 
-@register_method("at", card=DS_ATGO_CARD)
+@register_method("at", card=AT_CARD)
 def at_only(fc: float = 1.0, momentum: float = 0.1, threshold: str = "mpd",
             eval_source: str = "running", learnable_decay: bool = True, tau: float = 0.2,
             min_theta: float = 0.05) -> Method:
@@ -225,7 +240,7 @@ def at_only(fc: float = 1.0, momentum: float = 0.1, threshold: str = "mpd",
                        learnable_decay, tau, min_theta)
 
 
-@register_method("tgo", card=DS_ATGO_CARD)
+@register_method("tgo", card=TGO_CARD)
 def tgo_only(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
              threshold: str = "mpd", learnable_decay: bool = True, tau: float = 0.2,
              min_theta: float = 0.05) -> Method:
@@ -234,7 +249,7 @@ def tgo_only(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
                        learnable_decay, tau, min_theta)
 
 
-@register_method("vanilla", card=DS_ATGO_CARD)
+@register_method("vanilla", card=VANILLA_CARD)
 def vanilla(learnable_decay: bool = True, tau: float = 0.2) -> Method:
     """The paper's Vanilla-SNN: DS-ATGO's PLIF neuron, fixed Vth = 1, fixed width k = 1."""
     return Method(neuron=lambda layer: LIFNode(_decay(learnable_decay, tau), FixedThreshold(1.0),
