@@ -150,6 +150,8 @@ DS_ATGO_CARD = RecipeCard(
                                          "functional.py:15-27 (epsilon 0.1)")},
     model_options={
         "resnet19": {"init": Cited("kaiming-fan-out", f"{_DSATGO} network_model/ResNet19.py:116-121")},
+        "resnet18": {"init": Cited("kaiming-fan-out", "not stated (the DS-ATGO code has no ImageNet "
+                                   "model); decision: as its ResNet19.py:116-121")},
         "vggsnn": {"init": Cited("default", "not stated (the DS-ATGO code has no DVS model); "
                                  "decision: as its predecessor MPD-AGL's models/VGGSNN.py, which "
                                  "keeps PyTorch's initialisation")},
@@ -168,7 +170,8 @@ DS_ATGO_CARD = RecipeCard(
         "bn": Cited("tdBN, weight init alpha*Vth = 1", f"{_DSATGO} network_model/layers.py:25-30"),
     },
     incomplete=("The DS-ATGO repository holds the CIFAR code only (data_loader/loader.py:11-17): "
-                "the CIFAR10-DVS and DVS-Gesture recipes are the paper's (SPEC section 6).",),
+                "the CIFAR10-DVS and DVS-Gesture recipes are the paper's (SPEC section 6); its "
+                "ImageNet recipe was not available here (pipelines/imagenet/params.yaml says so).",),
 )
 
 

@@ -26,6 +26,7 @@ import data_formats as fmt
 REPO = Path(__file__).resolve().parents[1]
 PIPELINES = {p.parent.name: p.parent for p in sorted((REPO / "pipelines").glob("*/dvc.yaml"))}
 PAPER_SCALE = ("cifar10", "cifar100", "cifar10-dvs", "dvs-gesture")
+IMAGENET = ("imagenet",)  # DS-ATGO only: the one published ImageNet row
 CPU = ("cifar10-cpu", "nmnist-cpu")
 ABLATION = ["ds-atgo", "at", "tgo", "vanilla"]
 BASELINES = ["fixed", "tet", "mpd-agl"]
@@ -39,8 +40,8 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
 
 
-def test_the_six_pipelines_exist():
-    assert sorted(PIPELINES) == sorted(PAPER_SCALE + CPU)
+def test_the_seven_pipelines_exist():
+    assert sorted(PIPELINES) == sorted(PAPER_SCALE + IMAGENET + CPU)
     for folder in PIPELINES.values():
         assert (folder / "params.yaml").is_file()
 
@@ -98,7 +99,7 @@ def test_stages_use_the_pipeline_commands(name):
 
 # ---------------------------------------------------------------- params are valid configs
 
-@pytest.mark.parametrize("name", sorted(PAPER_SCALE + CPU))
+@pytest.mark.parametrize("name", sorted(PAPER_SCALE + IMAGENET + CPU))
 def test_every_params_section_is_a_valid_config(name):
     path = PIPELINES[name] / "params.yaml"
     params = _params(name)
@@ -138,6 +139,9 @@ def test_paper_scale_recipes_are_the_published_ones():
         assert params["recipe_cards"] == "paper"
         assert params["train"]["num_workers"] >= 4
         assert params["method_options"]["ds-atgo"] == {"fc": 1.0, "tgo_rule": "paper"}
+    imagenet = config_from_params(PIPELINES["imagenet"] / "params.yaml", "imagenet", "ds-atgo", 2025)
+    assert (imagenet.model, imagenet.T, imagenet.amp, imagenet.label_smoothing) == \
+        ("resnet18", 4, False, 0.1)
     for name in CPU:
         assert _params(name)["methods"] == ["ds-atgo", "vanilla", "fixed"]
         assert len(_params(name)["seeds"]) == 2
@@ -157,6 +161,8 @@ def _fixture(dataset: str, folder: Path) -> Path:
     elif dataset == "dvs-gesture":
         fmt.write_gesture(folder, users=[1], split="ibmGestureTrain")
         fmt.write_gesture(folder, users=[24], split="ibmGestureTest")
+    elif dataset == "imagenet":
+        fmt.write_image_folder(folder, ["n01440764", "n01443537"], per_class=2, splits=("train", "val"))
     return folder
 
 
@@ -175,7 +181,7 @@ runpy.run_module('mpdsnn.cli', run_name='__main__')
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", PAPER_SCALE)
+@pytest.mark.parametrize("name", PAPER_SCALE + IMAGENET)
 def test_one_batch_of_the_paper_recipe_runs(tmp_path, name):
     params = _params(name)
     dataset = params["datasets_run"][0]
@@ -185,6 +191,7 @@ def test_one_batch_of_the_paper_recipe_runs(tmp_path, name):
             "--method", "ds-atgo", "--seed", "0", "--limit-batches", "1", "--set", "epochs=1",
             "--set", f"mirror={mirror}", "--set", f"data_root={tmp_path / 'data'}",
             "--set", "model_options={width: 0.0625}", "--set", "num_workers=0",
+            *(["--set", "dataset_options={expect_classes: 2}"] if dataset == "imagenet" else []),
             "--device", "cpu", "--no-tracking", "--out", str(out),
             "--checkpoint-dir", str(tmp_path / "ckpt"), "--resume-if-compatible"]
     result = subprocess.run([sys.executable, "-c", _RUN_AND_LIST_MODULES, str(modules), *args],
@@ -271,7 +278,7 @@ SMOOTHING = {**dict.fromkeys(ABLATION, 0.1), "fixed": 0.0, "tet": 0.0, "mpd-agl"
              "plif": 0.0, "ltmd": 0.0}
 
 
-@pytest.mark.parametrize("name", PAPER_SCALE)
+@pytest.mark.parametrize("name", PAPER_SCALE + IMAGENET)
 def test_paper_pipelines_resolve_each_methods_card(name):
     """Shared < dataset < card: every card value reaches the config; label smoothing is each
     code's (0.1 for DS-ATGO and its ablations, 0 for the baselines whose code has none)."""
@@ -373,3 +380,31 @@ def test_published_rows_are_reproductions_only_on_the_paper_recipe(tmp_path):
         "reference (differs: label_smoothing=0.0 (0.1), amp=True (False))"
     assert row_label("tet", "cifar10", "resnet19", 2, runs.assign(path=str(tmp_path / "none"))) == \
         "reference (differs: model=resnet19 (resnet19-std))"
+
+
+def test_rows_on_recipes_the_paper_does_not_give_are_references(tmp_path):
+    import pandas as pd
+
+    from mpdsnn.verdicts.match import row_label
+
+    runs = pd.DataFrame({"path": [str(tmp_path / "none")], "model": ["vggsnn"], "T": [10]})
+    assert row_label("ds-atgo", "cifar10-dvs", "vggsnn", 10, runs) == (
+        "reference (not published: optimizer, lr, momentum, schedule, epochs, batch_size)")
+    # TET's card sets its own optimiser, lr, epochs and batch: only what TET's code lacks remains
+    assert row_label("tet", "cifar10-dvs", "vggsnn", 10, runs) == \
+        "reference (not published: momentum, schedule)"
+
+
+def test_imagenet_reads_an_image_folder_and_refuses_a_partial_copy(tmp_path):
+    from mpdsnn.data import DataConfig, load_dataset
+    from mpdsnn.errors import UserError
+
+    fmt.write_image_folder(tmp_path, ["n01", "n02"], per_class=2, splits=("train", "val"))
+    splits = load_dataset("imagenet", DataConfig(root=tmp_path, mirror=tmp_path, augment=False,
+                                                 options={"expect_classes": 2}))
+    x, y = splits.train[0]
+    assert (tuple(x.shape), y, len(splits.train), len(splits.test)) == ((3, 224, 224), 0, 4, 4)
+    with pytest.raises(UserError, match="has 2 class folders, expected 1000"):
+        load_dataset("imagenet", DataConfig(root=tmp_path, mirror=tmp_path))
+    with pytest.raises(UserError, match="ImageNet needs a local copy"):
+        load_dataset("imagenet", DataConfig(root=tmp_path))

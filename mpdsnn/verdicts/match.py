@@ -1,7 +1,8 @@
 """Is a published-vs-reproduced row a reproduction? Only when the runs' dataset, architecture, T
 and recipe are the paper's: the recipe the paper pipeline (``pipelines/<dataset>/params.yaml``)
 resolves for the method with its card. Otherwise the row is a reference, and says what differs
-(e.g. ``amp=True``: trained in bf16, the fast profile)."""
+(e.g. ``amp=True``: trained in bf16, the fast profile). Values a pipeline had to choose because
+the paper does not give them (its ``recipe_not_published:`` list) also make a row a reference."""
 
 from __future__ import annotations
 
@@ -38,15 +39,18 @@ def with_variants(runs: pd.DataFrame, entries: Iterable[Any]) -> tuple[pd.DataFr
     return runs, entries + extra
 
 
-def paper_recipe(dataset: str, method: str) -> dict[str, Any] | None:
-    """The paper pipeline's resolved recipe for ``method`` (None without a paper pipeline)."""
-    from mpdsnn.config import config_from_params
+def paper_recipe(dataset: str, method: str) -> tuple[dict[str, Any], list[str]] | None:
+    """The paper pipeline's resolved recipe for ``method`` and the keys of it the paper does not
+    state (None without a paper pipeline)."""
+    from mpdsnn.config import read_yaml, resolve_params
 
     params = PIPELINES / dataset / "params.yaml"
     if not params.is_file():
         return None
-    config = config_from_params(params, dataset, method, 0)
-    return {k: getattr(config, k) for k in RECIPE_KEYS}
+    config, resolved = resolve_params(params, dataset, method, 0)
+    unstated = [k for k in read_yaml(params).get("recipe_not_published") or []
+                if not resolved.sources.get(k, "").startswith("card ")]  # the method's own code
+    return {k: getattr(config, k) for k in RECIPE_KEYS}, unstated
 
 
 def _run_recipe(path: str, model: str, T: int) -> dict[str, Any]:
@@ -57,9 +61,10 @@ def _run_recipe(path: str, model: str, T: int) -> dict[str, Any]:
 
 def row_label(method: str, dataset: str, model: str, T: int, runs: pd.DataFrame) -> str:
     """``"reproduction"`` or ``"reference (differs: key=run value (paper value), ...)"``."""
-    paper = paper_recipe(dataset, base_method(method))
-    if paper is None:
+    found = paper_recipe(dataset, base_method(method))
+    if found is None:
         return f"reference (differs: no paper pipeline for {dataset})"
+    paper, unstated = found
     differs = [f"model={model} ({paper['model']})"] if model != paper["model"] else []
     differs += [f"T={T} ({paper['T']})"] if T != paper["T"] else []
     if "path" in runs.columns:
@@ -68,7 +73,9 @@ def row_label(method: str, dataset: str, model: str, T: int, runs: pd.DataFrame)
             differs += [f"{k}={run[k]} ({paper[k]})" for k in RECIPE_KEYS
                         if run[k] is not None and run[k] != paper[k]]
     differs = list(dict.fromkeys(differs))
-    return "reproduction" if not differs else f"reference (differs: {', '.join(differs)})"
+    why = ([f"differs: {', '.join(differs)}"] if differs else []) + (
+        [f"not published: {', '.join(unstated)}"] if unstated else [])
+    return "reproduction" if not why else f"reference ({'; '.join(why)})"
 
 
 def label_rows(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
