@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one method on one dataset into a run folder")
     p.add_argument("--config", type=Path, help="YAML file of config keys (flags override it)")
     p.add_argument("--params", type=Path, help="a DVC params.yaml: train < datasets.<dataset> < "
-                   "method_options.<method> (what the pipelines use)")
+                   "method card < method_options.<method>.recipe (what the pipelines use; "
+                   "`mpdsnn recipe` prints it)")
     p.add_argument("--method")
     p.add_argument("--dataset")
     p.add_argument("--model")
