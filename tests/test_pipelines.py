@@ -408,3 +408,28 @@ def test_imagenet_reads_an_image_folder_and_refuses_a_partial_copy(tmp_path):
         load_dataset("imagenet", DataConfig(root=tmp_path, mirror=tmp_path))
     with pytest.raises(UserError, match="ImageNet needs a local copy"):
         load_dataset("imagenet", DataConfig(root=tmp_path))
+
+
+def test_published_table_keeps_variants_and_bf16_runs_apart(tmp_path):
+    """tgo_rule=code runs get their own row beside the published number; bf16 runs are never
+    averaged with fp32 ones, and only the fp32 default runs on the paper recipe reproduce it."""
+    import pandas as pd
+
+    from mpdsnn.verdicts.published import compare_published
+    from mpdsnn.verdicts.published_data import PUBLISHED
+
+    entry = next(e for e in PUBLISHED if (e.method, e.dataset) == ("ds-atgo", "cifar10"))
+    config = config_from_params(PIPELINES["cifar10"] / "params.yaml", "cifar10", "ds-atgo", 0).to_dict()
+    rows = []
+    for i, (variant, amp, acc) in enumerate([("", False, 96.8), ("", False, 97.0), ("", True, 90.0),
+                                             ("tgo_rule=code", False, 96.9)]):
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        (folder / "config.yaml").write_text(yaml.safe_dump({**config, "amp": amp}))
+        rows.append(dict(method="ds-atgo", variant=variant, dataset="cifar10", model="resnet19", T=2,
+                         epochs=400, seed=i, best_test_acc=acc, last_test_acc=acc, path=str(folder)))
+    table = compare_published(pd.DataFrame(rows), [entry]).set_index("method")
+    assert table.loc["ds-atgo", ["n", "reproduced_mean", "label"]].tolist() == [2, 96.9, "reproduction"]
+    assert table.loc["ds-atgo (bf16)", ["n", "label"]].tolist() == \
+        [1, "reference (differs: amp=True (False))"]
+    assert table.loc["ds-atgo (tgo_rule=code)", ["n", "label"]].tolist() == [1, "reproduction"]

@@ -23,15 +23,24 @@ def base_method(method: str) -> str:
     return method.split(" (", 1)[0]
 
 
+def _amp(runs: pd.DataFrame) -> pd.Series:
+    """Whether each run trained under bf16 autocast (its config's ``amp``)."""
+    if "config.amp" in runs.columns:
+        return runs["config.amp"].fillna(False).astype(bool)
+    if "path" in runs.columns:
+        return runs["path"].map(lambda path: bool(_config(path).get("amp")))
+    return pd.Series(False, index=runs.index)
+
+
 def with_variants(runs: pd.DataFrame, entries: Iterable[Any]) -> tuple[pd.DataFrame, list[Any]]:
-    """Runs with non-default options become methods of their own, ``"<method> (<variant>)"``,
-    each compared with its method's published entries (the rule that produced a published
-    number may be a variant: DS-ATGO's 96.91 came from ``tgo_rule=code``)."""
+    """Runs with non-default options, or trained in bf16, become methods of their own,
+    ``"<method> (<variant>, bf16)"``, each compared with its method's published entries (the rule
+    that produced a published number may be a variant: DS-ATGO's 96.91 came from
+    ``tgo_rule=code``), so fp32 and bf16 seeds are never averaged together."""
     entries = list(entries)
-    if "variant" not in runs.columns:
-        return runs, entries
-    variant = runs["variant"].fillna("")
-    named = runs["method"].where(variant == "", runs["method"] + " (" + variant + ")")
+    variant = runs["variant"].fillna("") if "variant" in runs.columns else pd.Series("", index=runs.index)
+    tags = variant.where(~_amp(runs), variant.str.cat(["bf16"] * len(runs), sep=", ").str.lstrip(", "))
+    named = runs["method"].where(tags == "", runs["method"] + " (" + tags + ")")
     runs = runs.assign(method=named)
     extra = [dataclasses.replace(e, method=m) for e in entries
              for m in sorted(set(named)) if m != e.method and base_method(m) == e.method
@@ -53,9 +62,13 @@ def paper_recipe(dataset: str, method: str) -> tuple[dict[str, Any], list[str]] 
     return {k: getattr(config, k) for k in RECIPE_KEYS}, unstated
 
 
-def _run_recipe(path: str, model: str, T: int) -> dict[str, Any]:
+def _config(path: str) -> dict[str, Any]:
     config_file = Path(path) / "config.yaml"
-    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    return (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+
+
+def _run_recipe(path: str, model: str, T: int) -> dict[str, Any]:
+    config = _config(path)
     return {**{k: config.get(k) for k in RECIPE_KEYS}, "model": model, "T": T}
 
 
