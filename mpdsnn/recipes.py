@@ -6,7 +6,7 @@ what differs from a pipeline's shared recipe. Paper pipelines (``recipe_cards: p
 
     shared (train:) < dataset (datasets.<d>:) < method card < override (method_options.<m>.recipe:)
 
-then the stage's matrix values and command-line flags. :func:`resolve_recipe` returns each value
+then the stage's matrix values and command-line flags. :func:`resolve_layers` returns each value
 with the layer and citation it came from, which ``mpdsnn recipe`` prints; pipelines without
 ``recipe_cards`` (the embedded and CPU ones) skip the card layer, so their recipes are unchanged.
 """
