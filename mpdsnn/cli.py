@@ -127,16 +127,61 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Tables, the paper's figures, published-vs-reproduced and the claims, from run folders."""
     from mpdsnn.report import build_report
     from mpdsnn.runfolder.reader import read_runs
-    from mpdsnn.verdicts import claims_from_runs, claims_markdown, compare_published, published_markdown
+    from mpdsnn.verdicts import (
+        batch_statistics_markdown, claims_markdown, claims_report, compare_published, published_markdown,
+    )
 
     roots = [Path(r) for r in args.runs]
     tables = read_runs(roots)  # once: the tables, figures and verdicts see the same runs
-    sections = [("Published vs reproduced", published_markdown(compare_published(tables.finished))),
-                ("The paper's claims, checked", claims_markdown(claims_from_runs(tables)))]
+    runs = tables.finished
+    claims = claims_report(runs, tables.last_layers, tables.last_timesteps)
+    sections = [("Published vs reproduced", published_markdown(compare_published(runs))),
+                ("The paper's claims, checked", claims_markdown(claims.results, claims.notes)),
+                ("Running thresholds against batch statistics", batch_statistics_markdown(runs))]
     command = "mpdsnn report " + " ".join(args.runs) + f" --out {args.out}"
     report = build_report(tables, roots, Path(args.out), extra_sections=sections, command=command,
                           html_plots=args.html_plots)
     print(f"report written to {report.readme} and {report.index_html}")
+    return 0
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    """The verdicts, the published comparison and, with ``--plan``, the seeds each claim would
+    need; 0 whatever the verdicts (they are information)."""
+    from mpdsnn.runfolder.reader import read_runs
+    from mpdsnn.verdicts import (
+        batch_statistics_markdown, claims_markdown, claims_report, compare_published, plan_markdown,
+        published_markdown,
+    )
+    from mpdsnn.verdicts.claims import ACCURACY_LABELS
+    from mpdsnn.verdicts.stats import STATS_BACKEND
+
+    tables = read_runs(args.runs)
+    runs = tables.finished
+    report = claims_report(runs, tables.last_layers, tables.last_timesteps, dataset=args.dataset,
+                           accuracy=args.accuracy)
+    datasets = {args.dataset} if args.dataset else set(runs["dataset"])
+    shown = runs[runs["dataset"].isin(datasets)]
+    published = compare_published(runs)
+    published = published[published["dataset"].isin(datasets)].reset_index(drop=True)
+    print(claims_markdown(report.results, report.notes))
+    if args.plan:
+        print(plan_markdown(report.results, shown["seed"].tolist()))
+    print(batch_statistics_markdown(shown))
+    print(published_markdown(published))
+    if tables.skipped:
+        print("## Folders skipped (not used by any claim)\n")
+        print("\n".join(f"- `{s.path}`: {s.reason}" for s in tables.skipped) + "\n")
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps({
+            "stats_backend": STATS_BACKEND,
+            "accuracy": ACCURACY_LABELS[args.accuracy],
+            "claims": [r.to_dict() for r in report.results],
+            "pooling": report.notes,
+            "skipped": [str(s) for s in tables.skipped],
+            "published": json.loads(published.to_json(orient="records")),
+        }, indent=2))
     return 0
 
 
@@ -236,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html-plots", action="store_true", help="also write interactive HTML charts (~1 MB)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("claims", help="check the paper's claims and compare with published numbers")
+    p.add_argument("runs", nargs="+", type=Path, help="run folders or folders above them")
+    p.add_argument("--dataset", help="only this dataset")
+    p.add_argument("--accuracy", choices=["best", "last", "val"], default="best",
+                   help="test accuracy compared by C3/C4 (default: best)")
+    p.add_argument("--plan", action="store_true",
+                   help="also print the seeds each claim needs for the paper's effect and the "
+                        "params change that adds them")
+    p.add_argument("--json", type=Path, dest="json_out", help="also write the results here")
+    p.set_defaults(func=cmd_claims)
+
     p = sub.add_parser("plots", help="offline Vega-Lite: render a spec, or write DVC's plot templates")
     p.add_argument("action", choices=["render-vega", "dvc-templates"])
     p.add_argument("target", help="render-vega: SPEC.json; dvc-templates: the folder (e.g. .dvc/plots)")
@@ -282,7 +338,6 @@ def _configure_logging(verbose: bool) -> None:
 
 # Subcommands whose parsers live with their packages: argv after the name is theirs.
 DELEGATED = {
-    "claims": ("mpdsnn.verdicts", "check the paper's claims and compare with published numbers"),
     "bench": ("mpdsnn.bench", "time and memory of neurons and models against SpikingJelly/snnTorch"),
 }
 

@@ -432,6 +432,9 @@ class Trainer:
             # The finished run lives in the run folder (model.pt). A leftover resume checkpoint
             # would let a rerun after a code change "resume" at its last epoch and never train.
             self.ckpt_path.unlink(missing_ok=True)
+            if not self.cfg.checkpoint_dir:  # the default one, inside the run folder
+                with contextlib.suppress(OSError):
+                    self.ckpt_path.parent.rmdir()
             log.info("finished: best test %.2f%% (epoch %d), last %.2f%%  -> %s", metrics["best_test_acc"],
                      metrics["best_epoch"], metrics["last_test_acc"], self.out)
         return metrics

@@ -180,16 +180,21 @@ def random_events(n: int, size: int, seed: int, t_step: int = 10,
     return events
 
 
-def write_cifar10dvs(folder: Path, per_class: int, events: int = 40) -> list[Path]:
-    """``folder/<class>/cifar10_<class>_<k>.aedat4`` for the 10 classes (tonic's layout)."""
+def write_cifar10dvs(folder: Path, per_class: int, events: int = 40,
+                     first: int | None = None) -> list[Path]:
+    """``folder/<class>/cifar10_<class>_<k>.aedat4`` for the 10 classes (tonic's layout), ``k``
+    from ``first``; by default numbered across 900, where TET's split starts the test files, so
+    that the default split has files on both sides."""
+    if first is None:
+        first = 900 - (per_class + 1) // 2
     from mpdsnn.data.event_sources import CIFAR10DVS_CLASSES
 
     template = {}
     paths = []
     for c, name in enumerate(CIFAR10DVS_CLASSES):
-        for k in range(per_class):
+        for k in range(first, first + per_class):
             path = Path(folder) / name / f"cifar10_{name}_{k}.aedat4"
-            if k >= 3 and c in template:  # most files share bytes: fast to write 1,000
+            if k >= first + 3 and c in template:  # most files share bytes: fast to write 1,000
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(template[c])
             else:

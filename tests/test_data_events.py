@@ -43,15 +43,26 @@ def _item(splits, relpath):
 @pytest.fixture(scope="module")
 def dvs_root(tmp_path_factory):
     """tonic's unpacked CIFAR10-DVS folder: 100 AEDAT 4 files per class (tonic's class needs
-    1,000 in all) and the archive it insists on finding next to them."""
+    1,000 in all), numbered 850..949, and the archive tonic insists on finding next to them."""
     root = tmp_path_factory.mktemp("dvs")
-    write_cifar10dvs(root / "CIFAR10DVS", per_class=100, events=40)
+    write_cifar10dvs(root / "CIFAR10DVS", per_class=100, events=40, first=850)
     (root / "CIFAR10DVS" / "CIFAR10DVS.zip").write_bytes(b"placeholder: tonic checks presence")
     return root
 
 
-def test_cifar10dvs_through_tonic_class_with_seeded_9to1_split(dvs_root):
+def test_cifar10dvs_through_tonic_class_with_tets_split_by_default(dvs_root):
     splits = load_dataset("cifar10-dvs", DataConfig(root=dvs_root, T=4, augment=False))
+    assert (len(splits.train), len(splits.test)) == (500, 500) and splits.notes["split"] == "tet"
+    numbers = {int(p.rsplit("_", 1)[1].split(".")[0]) for p, _ in splits.test.base.samples}
+    assert numbers == set(range(900, 950))  # TET's test files: 900..999 of each class
+    assert all(p.startswith(CIFAR10DVS_CLASSES[y] + "/") for p, y in splits.test.base.samples)
+    with pytest.raises(UserError, match="has 0 train / 1000 test files: use a seeded split"):
+        load_dataset("cifar10-dvs", DataConfig(root=dvs_root, options={"split": "tet-7:3"}))
+
+
+def test_cifar10dvs_through_tonic_class_with_seeded_9to1_split(dvs_root):
+    splits = load_dataset("cifar10-dvs", DataConfig(root=dvs_root, T=4, augment=False,
+                                                    options={"split": "9:1"}))
     assert (len(splits.train), len(splits.test)) == (900, 100)
     x, y = splits.train[0]
     assert x.shape == (4, 2, 48, 48) and x.dtype == torch.float32 and y == 0
@@ -60,26 +71,28 @@ def test_cifar10dvs_through_tonic_class_with_seeded_9to1_split(dvs_root):
     assert index["convention"] == "9:1" and (index["n_train"], index["n_test"]) == (900, 100)
     per_class = [sum(p.startswith(c + "/") for p in index["test"]) for c in CIFAR10DVS_CLASSES]
     assert per_class == [10] * 10
-    again = load_dataset("cifar10-dvs", DataConfig(root=dvs_root, T=4, augment=False))
+    again = load_dataset("cifar10-dvs", DataConfig(root=dvs_root, T=4, augment=False,
+                                                   options={"split": "9:1"}))
     assert again.fingerprint == splits.fingerprint
     tet = load_dataset("cifar10-dvs", DataConfig(root=dvs_root, T=4, options={"split": "7:3"}))
     assert (len(tet.train), len(tet.test)) == (700, 300) and tet.fingerprint != splits.fingerprint
-    with pytest.raises(UserError, match="unknown split convention '8:2'.*7:3, 9:1"):
+    with pytest.raises(UserError, match="unknown split convention '8:2'.*7:3, 9:1, tet, tet-7:3"):
         load_dataset("cifar10-dvs", DataConfig(root=dvs_root, options={"split": "8:2"}))
 
 
-def test_cifar10dvs_frames_count_every_event_at_sensor_size(dvs_root):
+def test_cifar10dvs_frames_at_sensor_size_mark_tets_pixels(dvs_root):
+    """At 128x128 (no resize) a frame is TET's: 1 where a pixel fired at all, rows = event x."""
     splits = load_dataset("cifar10-dvs", DataConfig(root=dvs_root, T=4, augment=False,
                                                     options={"size": 128, "cache": False}))
     x, y = splits.test[0]
     relpath = splits.test.base.samples[splits.test.indices[0]][0]
     ev = tonic.io.read_aedat4(str(dvs_root / "CIFAR10DVS" / relpath))
-    assert x.shape == (4, 2, 128, 128) and x.sum() == len(ev) == 40
-    assert x[:, 1].sum() == ev["on"].sum()  # channel 1 = ON polarity
-    first = ev[:10]  # the first of 4 bins of 10 events, accumulated by hand
-    expected = np.zeros((2, 128, 128), dtype=np.float32)
-    np.add.at(expected, (first["on"].astype(int), first["y"], first["x"]), 1)
-    assert np.array_equal(x[0].numpy(), expected)
+    assert x.shape == (4, 2, 128, 128) and len(ev) == 40
+    expected = np.zeros((4, 2, 128, 128), dtype=np.float32)
+    for t in range(4):  # 4 bins of 10 events; channel 1 = ON polarity
+        part = ev[10 * t:10 * (t + 1)]
+        expected[t, part["on"].astype(int), part["x"], part["y"]] = 1
+    assert np.array_equal(x.numpy(), expected)
 
 
 def test_split_is_sorted_by_path_and_seeded(tmp_path):
@@ -93,11 +106,11 @@ def test_split_is_sorted_by_path_and_seeded(tmp_path):
 
 def test_frame_cache_is_keyed_by_every_preprocessing_parameter(tmp_path):
     mirror = tmp_path / "mirror"
-    write_cifar10dvs(mirror, per_class=2, events=60)
+    write_cifar10dvs(mirror, per_class=2, events=60, first=899)
     root = tmp_path / "root"
     t4 = load_dataset("cifar10-dvs", DataConfig(root=root, mirror=mirror, T=4, augment=False))
     x4, _ = t4.train[0]
-    cached = list((root / "frames" / "cifar10-dvs").glob("v1-T4-count-48x48-bilinear/mirror-*/*/*.npy"))
+    cached = list((root / "frames" / "cifar10-dvs").glob("v2-T4-count-48x48-tet/mirror-*/*/*.npy"))
     assert len(cached) == 1 and np.array_equal(np.load(cached[0]), x4.numpy())
     np.save(cached[0], np.full((4, 2, 48, 48), 7.0, dtype=np.float32))  # tamper: proves reuse
     assert float(t4.train[0][0].mean()) == 7.0
@@ -107,13 +120,12 @@ def test_frame_cache_is_keyed_by_every_preprocessing_parameter(tmp_path):
                                                    options={"binning": "time"}))
     assert float(timed.train[0][0].mean()) != 7.0
     keys = sorted(p.name for p in (root / "frames" / "cifar10-dvs").iterdir())
-    assert keys == ["v1-T4-count-48x48-bilinear", "v1-T4-time-48x48-bilinear",
-                    "v1-T5-count-48x48-bilinear"]
+    assert keys == ["v2-T4-count-48x48-tet", "v2-T4-time-48x48-tet", "v2-T5-count-48x48-tet"]
     assert len({t4.fingerprint, t5.fingerprint, timed.fingerprint}) == 3
 
 
 def test_cifar10dvs_train_augmentation_flips_and_rolls(tmp_path):
-    write_cifar10dvs(tmp_path / "m", per_class=2, events=60)
+    write_cifar10dvs(tmp_path / "m", per_class=2, events=60, first=899)
     plain = load_dataset("cifar10-dvs", DataConfig(root=tmp_path, mirror=tmp_path / "m", T=2,
                                                    augment=False, options={"size": 128}))
     aug = load_dataset("cifar10-dvs", DataConfig(root=tmp_path, mirror=tmp_path / "m", T=2,
@@ -134,9 +146,9 @@ def test_cifar10dvs_train_augmentation_flips_and_rolls(tmp_path):
 
 def test_cifar10dvs_mirror_partial_copy_and_its_errors(tmp_path, monkeypatch):
     mirror = tmp_path / "m"
-    files = write_cifar10dvs(mirror, per_class=3, events=40)
+    files = write_cifar10dvs(mirror, per_class=3, events=40, first=899)
     splits = load_dataset("cifar10-dvs", DataConfig(root=tmp_path / "r", mirror=mirror, T=2))
-    assert (len(splits.train), len(splits.test)) == (20, 10)
+    assert (len(splits.train), len(splits.test)) == (10, 20)  # 899 | 900, 901
     files[4].write_bytes(files[4].read_bytes()[:30])  # truncated AEDAT 4
     broken = load_dataset("cifar10-dvs", DataConfig(root=tmp_path / "r", mirror=mirror, T=2,
                                                     options={"cache": False}))
@@ -172,7 +184,7 @@ def test_cifar10dvs_no_network_and_missing_archive_errors(tmp_path, monkeypatch,
 def test_cifar10dvs_download_unpacks_nested_class_zips(tmp_path, monkeypatch):
     """tonic's archive holds one zip per class: fetched over HTTP, md5-checked, unpacked."""
     src = tmp_path / "src"
-    write_cifar10dvs(src, per_class=100, events=20)
+    write_cifar10dvs(src, per_class=100, events=20, first=900)
     www = tmp_path / "www"
     www.mkdir()
     with zipfile.ZipFile(www / "CIFAR10DVS.zip", "w") as outer:
@@ -184,7 +196,8 @@ def test_cifar10dvs_download_unpacks_nested_class_zips(tmp_path, monkeypatch):
     monkeypatch.setattr(tonic.datasets.CIFAR10DVS, "file_md5", md5_of(www / "CIFAR10DVS.zip"))
     with serve_directory(www) as base:
         monkeypatch.setattr(tonic.datasets.CIFAR10DVS, "url", f"{base}/CIFAR10DVS.zip")
-        splits = load_dataset("cifar10-dvs", DataConfig(root=tmp_path / "data", T=2))
+        splits = load_dataset("cifar10-dvs", DataConfig(root=tmp_path / "data", T=2,
+                                                        options={"split": "9:1"}))
     assert (len(splits.train), len(splits.test)) == (900, 100)
     assert splits.notes["source"].startswith("tonic ")
     assert splits.train[0][0].shape == (2, 2, 48, 48)

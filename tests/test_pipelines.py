@@ -130,7 +130,7 @@ def test_paper_scale_recipes_are_the_published_ones():
                                                      400, 100, 0.1)
         assert 2025 in _params(name)["seeds"] and len(_params(name)["seeds"]) >= 3
     c = config_from_params(PIPELINES["cifar10-dvs"] / "params.yaml", "cifar10-dvs", "ds-atgo", 2025)
-    assert (c.model, c.T, c.weight_decay, c.dataset_options) == ("vggsnn", 10, 5e-4, {"split": "9:1"})
+    assert (c.model, c.T, c.weight_decay, c.dataset_options) == ("vggsnn", 10, 5e-4, {"split": "tet"})
     for name in PAPER_SCALE:
         params = _params(name)
         assert set(ABLATION + BASELINES) <= set(params["methods"])

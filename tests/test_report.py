@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import statistics
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from PIL import Image
 from mpdsnn.errors import UserError
 from mpdsnn.cli import main as cli_main
 from mpdsnn.paper import order_methods
-from mpdsnn.report import FIGURES, build_report, comparison_table, figures, vega
+from mpdsnn.report import FIGURES, _plot, build_report, comparison_table, figures, palette, vega
 from mpdsnn.runfolder.reader import read_runs
 from synthetic_runs import LAYER_NAMES, NEURONS, write_runs
 
@@ -53,6 +55,33 @@ def sd(values):
 
 def close(a, b, tol=1e-9):
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tol
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svg_texts(path) -> list[str]:
+    """Every text of a matplotlib SVG (the report keeps text as text: svg.fonttype none)."""
+    return [" ".join(t.itertext()) for t in ET.parse(path).iter(f"{SVG}text")]
+
+
+def svg_legend(path) -> dict[str, str]:
+    """Legend label -> the stroke colour of the line drawn beside it, in the first legend."""
+    legend = next(g for g in ET.parse(path).iter(f"{SVG}g") if g.get("id", "").startswith("legend"))
+    out, colour = {}, None
+    for el in legend.iter():
+        style = el.get("style", "")
+        if el.tag == f"{SVG}path" and "stroke: #" in style and "fill: none" in style:
+            colour = style.split("stroke: ")[1].split(";")[0]
+        if el.tag == f"{SVG}text" and colour:
+            out["".join(el.itertext())] = colour
+            colour = None
+    return out
+
+
+def svg_xticks(path) -> list[str]:
+    ticks = [g for g in ET.parse(path).iter(f"{SVG}g") if g.get("id", "").startswith("xtick")]
+    return ["".join(t.itertext()) for g in ticks for t in g.iter(f"{SVG}text")]
 
 
 # --- collect ----------------------------------------------------------------------------------
@@ -228,12 +257,60 @@ def test_fig2_densities_come_from_the_lowest_seed_histograms(synth, report):
     _, runs = synth
     data = report.figures["fig2_mpd_histograms"]
     assert set(data["method"]) == {"ds-atgo", "at", "tgo", "vanilla"} and set(data["seed"]) == {0}
+    assert set(data["n_seeds"]) == {3}
     run = next(r for r in runs if (r.dataset, r.method, r.seed) == ("cifar10-dvs", "vanilla", 0))
     cell = data[(data.dataset == "cifar10-dvs") & (data.method == "vanilla") & (data.layer == 2) & (data.t == 3)]
     counts = run.counts[2, 2]
     widths = np.diff(np.linspace(-3.0, 4.0, 36))
-    np.testing.assert_allclose(cell["density"], counts / (counts.sum() * widths))
-    assert np.isclose((cell["density"] * widths).sum(), 1.0)
+    # the two edge bins hold everything the probe clamped: reported as tails, not drawn
+    np.testing.assert_allclose(cell["density"], counts[1:-1] / (counts.sum() * widths[1:-1]))
+    assert np.isclose(cell["below_pct"].iloc[0], 100 * counts[0] / counts.sum())
+    assert np.isclose(cell["above_pct"].iloc[0], 100 * counts[-1] / counts.sum())
+    assert np.isclose((cell["density"] * widths[1:-1]).sum() + (cell.below_pct.iloc[0] + cell.above_pct.iloc[0]) / 100, 1.0)
+    assert (cell.below_edge.iloc[0], cell.above_edge.iloc[0]) == pytest.approx((-3.0 + 0.2, 4.0 - 0.2))
+
+
+def test_fig2_shows_every_layer_and_each_methods_own_threshold_per_timestep(synth, report):
+    _, runs = synth
+    data = report.figures["fig2_mpd_histograms"]
+    for (dataset, method), part in data.groupby(["dataset", "method"]):
+        assert sorted(part["layer"].unique()) == list(range(len(LAYER_NAMES))), (dataset, method)
+    run = next(r for r in runs if (r.dataset, r.method, r.seed) == ("cifar10-dvs", "at", 0))
+    last = run.timesteps[run.timesteps.epoch == run.timesteps.epoch.max()].set_index(["layer", "t"])["theta"]
+    drawn = data[(data.dataset == "cifar10-dvs") & (data.method == "at")].drop_duplicates(["layer", "t"])
+    for row in drawn.itertuples():
+        assert row.theta == pytest.approx(last.loc[(row.layer, row.t)])
+    assert drawn.set_index(["layer", "t"])["theta"].loc[3].tolist() == pytest.approx(
+        [1.6 - 0.05 * (t - 2.5) for t in range(1, 5)])  # not Vth = 1: AT fires at its own theta(t)
+    assert set(data.loc[data.method == "vanilla", "theta"]) == {1.0}
+    svg = report.out_dir / "figures" / "fig2_mpd_histograms-cifar10-dvs.svg"
+    assert f"all {len(LAYER_NAMES)} spiking layers" in " ".join(svg_texts(svg))
+
+
+def test_fig2_reports_clamped_tails_instead_of_an_edge_bin_spike(synth, tmp_path):
+    root, _ = synth
+    tables = read_runs([root])
+    hist = tables.mpd_hist[tables.mpd_hist.dataset == "cifar10"].copy()
+    edge = hist["right"] == hist["right"].max()
+    hist.loc[edge, "count"] += 2000  # what clamping at the probe's range does to a wide MPD
+    out = tmp_path / "fig2.png"
+    data = figures.fig2_mpd_histograms(hist, out, tables.timesteps)
+    on_disk = pd.read_csv(out.with_suffix(".csv"))
+    assert on_disk["center"].max() < 4.0 - 0.2  # no row for the edge bin
+    assert (on_disk["above_pct"] > 10).all()  # 2000 of ~12000 potentials: reported as a tail
+    last_density = data.sort_values("center").groupby(["method", "layer", "t"])["density"].last()
+    assert (last_density < 0.05).all()  # the curves fall to zero at the border, no spike
+    texts = " ".join(svg_texts(out.with_suffix(".svg")))
+    assert "U > 3.8" in texts and "dotted: each method's firing threshold" in texts
+
+
+def test_fig2_names_its_layer_selection(synth, tmp_path):
+    root, _ = synth
+    tables = read_runs([root])
+    hist = tables.mpd_hist[tables.mpd_hist.dataset == "cifar10"]
+    data = figures.fig2_mpd_histograms(hist, tmp_path / "fig2.png", tables.timesteps, max_layers=2)
+    assert sorted(data["layer"].unique()) == [0, 3]
+    assert f"layers 0, 3 of {len(LAYER_NAMES)}" in " ".join(svg_texts(tmp_path / "fig2.svg"))
 
 
 def test_thresholds_figure_keeps_adaptive_methods_only(synth, report):
@@ -287,7 +364,87 @@ def test_one_setting_writes_one_unsuffixed_file(synth, tmp_path):
     layers = read_runs([root]).layers
     out = tmp_path / "fig8_firing_rate_per_layer.png"
     figures.fig8_firing_rate_per_layer(layers[layers.dataset == "cifar10"], out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig8_firing_rate_per_layer.csv", out.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"fig8_firing_rate_per_layer.{ext}" for ext in ("csv", "pdf", "png", "svg")]
+
+
+def test_fig6_has_integer_epoch_ticks_and_names_the_variants_not_run(synth, tmp_path):
+    root, _ = synth
+    history = read_runs([root]).history
+    history = history[(history.dataset == "cifar10") & (history.method != "tgo")]
+    out = tmp_path / "fig6.png"
+    figures.fig6_ablation_curves(history, out)
+    ticks = svg_xticks(out.with_suffix(".svg"))
+    assert ticks and all(t.isdigit() for t in ticks), ticks  # no "1.5" between epochs
+    texts = " ".join(svg_texts(out.with_suffix(".svg")))
+    assert "not run: tgo" in texts
+    assert svg_legend(out.with_suffix(".svg")) == {
+        "ds-atgo (n=3)": "#0072b2", "at (n=3)": "#e69f00", "vanilla (n=3)": "#000000"}
+
+
+def test_integer_ticks_helper_sets_an_integer_locator():
+    fig, axes = _plot.new_figure(1, 1, 4, 3)
+    axes[0, 0].plot([1, 2, 3], [0, 1, 0])
+    _plot.integer_ticks(axes[0, 0].xaxis)
+    ticks = axes[0, 0].xaxis.get_major_locator().tick_values(1, 3)
+    assert all(float(t).is_integer() for t in ticks)
+
+
+@pytest.mark.parametrize("name", ["fig8_firing_rate_per_layer", "fig11_grad_available_per_layer",
+                                  "fig10_firing_rate_per_timestep", "fig6_ablation_curves"])
+def test_method_lines_have_the_palette_colour_and_their_seed_count(report, name):
+    legend = svg_legend(report.out_dir / "figures" / f"{name}-cifar10.svg")
+    assert legend["ds-atgo (n=3)"] == palette.METHOD_COLORS["ds-atgo"].lower()
+    assert legend["vanilla (n=3)"] == palette.METHOD_COLORS["vanilla"].lower()
+    if name != "fig6_ablation_curves":
+        assert legend["ltmd (n=1)"] == palette.METHOD_COLORS["ltmd"].lower()
+    if name == "fig11_grad_available_per_layer":  # the paper's bound, in the method's colour
+        assert legend["paper, CIFAR-100: ds-atgo > 38.53 %"] == palette.METHOD_COLORS["ds-atgo"].lower()
+
+
+def test_every_figure_names_its_seeds(report):
+    for name, files in report.figure_files.items():
+        for png in files:
+            texts = " ".join(svg_texts(png.with_suffix(".svg")))
+            assert re.search(r"\bn ?= ?\d", texts), (name, png.name)
+
+
+def test_palette_fixes_known_colours_and_gives_plugins_stable_distinct_extras():
+    known = palette.method_colors(palette.METHOD_COLORS)
+    assert len(set(known.values())) == len(known) == 9
+    assert palette.method_colors(["vanilla", "ds-atgo"])["ds-atgo"] == "#0072B2"
+    one = palette.method_colors(["my-plugin", "ds-atgo"])["my-plugin"]
+    assert one in palette.EXTRA_COLORS and one == palette.method_colors(["vanilla", "my-plugin"])["my-plugin"]
+    crowd = palette.method_colors([f"plugin{i}" for i in range(9)])
+    assert len(set(crowd.values())) == 9  # a collision moves to the next free extra colour
+    steps = palette.timestep_colors([1, 2, 3, 4])
+    assert len(set(steps.values())) == 4
+
+
+def test_dvc_template_colours_equal_the_report_palette():
+    names = ["ds-atgo", "at", "vanilla", "ltmd", "my-plugin", "Spiky_2", "x"]
+    spec = {"data": {"values": [{"method": m, "i": i} for i, m in enumerate(names)]},
+            "transform": [{"calculate": palette.vega_color_expr(), "as": "c"},
+                          {"calculate": "datum.method + '=' + datum.c", "as": "label"}],
+            "mark": "text", "encoding": {"y": {"field": "i", "type": "ordinal"}, "text": {"field": "label"}}}
+    vlc = pytest.importorskip("vl_convert")
+    svg = vlc.vegalite_to_svg(spec)
+    got = dict(t.split("=") for t in re.findall(r">([^<>=]+=#[0-9A-Fa-f]{6})<", svg))
+    assert got == {m: palette.METHOD_COLORS.get(m) or palette.EXTRA_COLORS[palette.extra_index(m)]
+                   for m in names}
+    template = vega.DVC_BY_METHOD
+    assert template["transform"][1]["calculate"] == palette.vega_color_expr("method")
+    assert template["spec"]["encoding"]["color"]["scale"] == {"range": {"field": "method_color"}}
+
+
+def test_titles_fit_and_small_grids_keep_a_readable_width():
+    fig, axes = _plot.new_figure(3, 1, 3.2, 2.4)
+    _plot.suptitle(fig, "Thresholds and surrogate widths per layer and timestep, cifar10-cpu: "
+                        "cifar10, resnet19, T = 2 (last probe, mean over n seeds; constant, not shown: vanilla)")
+    assert fig.get_figwidth() >= _plot.MIN_WIDTH
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
 
 
 # --- files and the page ------------------------------------------------------------------------
@@ -298,7 +455,12 @@ def test_every_figure_is_a_real_png_per_setting_with_its_csv(report):
         assert [p.stem.removeprefix(name) for p in files] == ["-cifar10", "-cifar10-dvs"], name
         for path in files:
             with Image.open(path) as img:
-                assert img.format == "PNG" and img.size[0] > 400 and img.size[1] > 250
+                assert img.format == "PNG" and img.size[0] >= 1800 and img.size[1] > 750
+                assert img.info["dpi"] == pytest.approx((300, 300), abs=0.1)
+            pdf = path.with_suffix(".pdf").read_bytes()
+            assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+            root = ET.parse(path.with_suffix(".svg")).getroot()
+            assert root.tag == f"{SVG}svg" and svg_texts(path.with_suffix(".svg"))
             beside = pd.read_csv(path.with_suffix(".csv"))
             assert not beside.empty and set(beside.dataset.dropna()) == {path.stem.split("-", 1)[1]}
 
@@ -331,6 +493,14 @@ def test_vega_curves_csv_and_png(synth, report):
     spec = json.loads(report.plots["spec"].read_text())
     assert spec["facet"]["row"]["field"] == "setting"
     assert "html" not in report.plots  # opt-in: about 1 MB and seconds
+    color = spec["spec"]["layer"][1]["encoding"]["color"]
+    scale = dict(zip(color["scale"]["domain"], color["scale"]["range"]))
+    assert scale["ds-atgo"] == "#0072B2" and scale == palette.method_colors(curves["method"])
+    assert "'ds-atgo (n=3)'" in color["legend"]["labelExpr"].replace('"', "'")
+    x = spec["spec"]["layer"][1]["encoding"]["x"]["axis"]["values"]
+    assert x == [1, 2, 3, 4, 5, 6]
+    drawn = pytest.importorskip("vl_convert").vegalite_to_svg(spec)  # the legend survives the layering
+    assert ">ds-atgo (n=3)<" in drawn and ">ltmd (n=1)<" in drawn and 'stroke="#0072B2"' in drawn
 
 
 def test_vega_html_and_dvc_template_work_offline(report, tmp_path):

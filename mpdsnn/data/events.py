@@ -4,13 +4,17 @@ Samples are ``(x, label)`` with ``x`` ``[T, 2, H, W]`` float event counts (``T =
 
 Recipes (SPEC section 6, and what we chose where it is open):
 
-- ``cifar10-dvs``: T frames of equal event count, 128x128 resized to 48x48 (bilinear, as TET);
-  train: horizontal flip + roll of up to 5 px. No official split: a seeded per-class split,
-  "9:1" by default or "7:3" (TET's script) with ``options["split"]``, written by
-  :func:`prepare_split` as a JSON index under ``DataConfig.root/splits/``.
-- ``dvs-gesture``: T = 16 frames of equal event count, 128x128 averaged down to 32x32 ("area";
-  ``options["size"] = 64`` for 64x64); train: roll of up to 5 px, no flip (a flip turns a
-  right-hand wave into a left-hand wave, another class). Official train/test split.
+- ``cifar10-dvs``: T frames of equal event count built and resized to 48x48 exactly as TET's
+  code does (:mod:`mpdsnn.data.tet_frames`); train: flip + roll of up to 5 px (TET's). No
+  official split: ``options["split"]`` "tet" (default: TET's script, by file index, files
+  0-899 of each class train and 900-999 test), "tet-7:3" (the same script before August 2024:
+  0-699 / 700-999), or a seeded per-class draw "9:1" or "7:3", written by :func:`prepare_split`
+  as a JSON index under ``DataConfig.root/splits/``.
+- ``dvs-gesture``: T = 16 frames of equal event count, 128x128 counts averaged down to 32x32
+  over 4x4 areas (``options["size"] = 64`` for 64x64; neither the DS-ATGO paper nor the code of
+  DS-ATGO, MPD-AGL or TET has DVS-Gesture, so this is our choice, SPEC section 6); train: roll
+  of up to 5 px, no flip (a flip turns a right-hand wave into a left-hand wave, another class).
+  Official train/test split.
 - ``nmnist``: T = 10 frames of equal event count at the sensor's 34x34; no augmentation (the
   saccades already move the digit). Official split; a mirror may be a partial copy.
 
@@ -31,15 +35,27 @@ from pathlib import Path
 import numpy as np
 
 from mpdsnn.data import event_sources as src
-from mpdsnn.data.frames import EventAugment, EventFrames, FrameSpec, ResizeMode
+from mpdsnn.data.frames import EventAugment, EventFrames, FrameSpec, Framing
 from mpdsnn.data.registry import DataConfig, DatasetInfo, DataSplits, register_dataset
-from mpdsnn.data.splits import check_options, files_digest, make_splits, short_hash
+from mpdsnn.data.splits import (
+    check_options,
+    files_digest,
+    make_splits,
+    short_hash,
+    split_by_file_index,
+)
 from mpdsnn.errors import UserError, unknown_name
 
 log = logging.getLogger(__name__)
 
-# Test fraction per class of each CIFAR10-DVS split convention.
+# Test fraction per class of each seeded CIFAR10-DVS split convention.
 SPLIT_CONVENTIONS = {"9:1": 0.1, "7:3": 0.3}
+# TET's split by the number in the file name: (first test index, end). preprocess/
+# dvscifar_dataloader.py of brain-intelligence-lab/temporal_efficient_training, create_npy:
+# train_test_portion 0.9 (L96, since commit 643be1c, Aug 2024; 0.7 before), train = files
+# 0 .. int(portion * 1000) - 1 of each class, test = the rest up to 999 (L98-99, gather_addr L58-64).
+INDEX_SPLITS = {"tet": (900, 1000), "tet-7:3": (700, 1000)}
+DEFAULT_SPLIT = "tet"
 _OPTIONS = ("binning", "size", "cache", "val_size")
 
 
@@ -49,15 +65,15 @@ class _Recipe:
     title: str
     sensor: tuple[int, int, int]
     size: int
-    resize: ResizeMode
+    framing: Framing
     augment: EventAugment | None
 
 
-CIFAR10DVS = _Recipe("cifar10-dvs", "CIFAR10-DVS", (128, 128, 2), 48, "bilinear",
+CIFAR10DVS = _Recipe("cifar10-dvs", "CIFAR10-DVS", (128, 128, 2), 48, "tet",
                      EventAugment(flip=True, max_roll=5))
-DVS_GESTURE = _Recipe("dvs-gesture", "DVS-Gesture", (128, 128, 2), 32, "area",
+DVS_GESTURE = _Recipe("dvs-gesture", "DVS-Gesture", (128, 128, 2), 32, "counts",
                       EventAugment(flip=False, max_roll=5))
-NMNIST = _Recipe("nmnist", "N-MNIST", (34, 34, 2), 34, "bilinear", None)
+NMNIST = _Recipe("nmnist", "N-MNIST", (34, 34, 2), 34, "counts", None)
 
 
 def frame_spec(recipe: _Recipe, config: DataConfig) -> FrameSpec:
@@ -67,7 +83,7 @@ def frame_spec(recipe: _Recipe, config: DataConfig) -> FrameSpec:
     size = config.options.get("size", recipe.size)
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise UserError(f"option size must be a positive number of pixels, got {size!r}")
-    return FrameSpec(recipe.name, config.T, binning, (size, size), recipe.sensor, recipe.resize)
+    return FrameSpec(recipe.name, config.T, binning, (size, size), recipe.sensor, recipe.framing)
 
 
 # ---------------------------------------------------------------- CIFAR10-DVS split
@@ -82,7 +98,7 @@ def prepare_split(samples: Sequence[tuple[str, int]], root: Path, seed: int,
     file name carries convention, seed and a digest of the file list, so a different copy of the
     data gets its own split file. Returns the path of the index file."""
     if convention not in SPLIT_CONVENTIONS:
-        raise unknown_name("split convention", convention, list(SPLIT_CONVENTIONS))
+        raise unknown_name("split convention", convention, [*SPLIT_CONVENTIONS, *INDEX_SPLITS])
     samples = sorted((str(p), int(y)) for p, y in samples)
     digest = short_hash(samples)[:8]
     path = Path(root) / "splits" / f"{dataset}_{convention.replace(':', 'to')}_seed{seed}_{digest}.json"
@@ -157,12 +173,16 @@ def _source(config: DataConfig, mirror: Callable[[Path], src.FileSource],
 @register_dataset(DatasetInfo(
     name="cifar10-dvs", kind="events", input_shape=(2, 48, 48), num_classes=10, default_T=10,
     default_model="vggsnn", model_options={"input_size": 48},
-    description="CIFAR10-DVS via tonic (AEDAT 4), 48x48 frames, seeded per-class 9:1 or 7:3 split"))
+    description="CIFAR10-DVS via tonic (AEDAT 4), 48x48 frames as TET's code, TET's index split "
+                "or a seeded per-class 9:1 or 7:3 split"))
 def build_cifar10dvs(config: DataConfig) -> DataSplits:
     check_options(CIFAR10DVS.name, config.options, _OPTIONS + ("split",))
     src.require_aedat()
     source = _source(config, src.cifar10dvs_mirror, src.cifar10dvs_tonic)
-    convention = config.options.get("split", "9:1")
+    convention = config.options.get("split", DEFAULT_SPLIT)
+    if convention in INDEX_SPLITS:
+        train, test = split_by_file_index(source.samples, *INDEX_SPLITS[convention])
+        return _build(CIFAR10DVS, config, source, train, test, {"split": convention})
     split_file = prepare_split(source.samples, Path(config.root), config.seed, convention)
     train, test = load_split(split_file, source.samples)
     return _build(CIFAR10DVS, config, source, train, test,

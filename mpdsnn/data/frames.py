@@ -1,10 +1,13 @@
 """Event streams -> frames ``[T, C, H, W]`` (C = 2 polarities), cached on disk per sample.
 
-Frames come from ``tonic.transforms.ToFrame`` with T bins of equal event count (``"count"``, the
-CIFAR10-DVS convention of SPEC section 6) or of equal duration (``"time"``), then are resized to
-the benchmark size. The cache path names EVERY preprocessing parameter (dataset, T, binning,
-size, resize mode, format version) and the source folder, so changing T can never read frames
-made for another T (the trap of tonic's ``DiskCachedDataset``, whose path ignores the transform).
+Frames start from ``tonic.transforms.ToFrame`` counts in T bins of equal event count
+(``"count"``, the CIFAR10-DVS convention of SPEC section 6) or of equal duration (``"time"``).
+Then either ``"counts"``: the counts, averaged down to the benchmark size over whole input areas
+(every event keeps its share; a bilinear interpolate from 128 to 48 px would skip about half of
+the input pixels), or ``"tet"``: TET's binary frames and PIL resize (:mod:`mpdsnn.data.tet_frames`).
+The cache path names EVERY preprocessing parameter (dataset, T, binning, size, framing, format
+version) and the source folder, so changing T can never read frames made for another T (the trap
+of tonic's ``DiskCachedDataset``, whose path ignores the transform).
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from tonic.transforms import ToFrame
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from mpdsnn.data.tet_frames import tet_frames
 from mpdsnn.errors import UserError
 
-FRAMES_VERSION = 1  # bump when to_frames changes, so old caches are not reused
+FRAMES_VERSION = 2  # bump when to_frames changes, so old caches are not reused (2: no bilinear)
 Binning = Literal["count", "time"]
-ResizeMode = Literal["bilinear", "area"]
+Framing = Literal["counts", "tet"]
 
 
 @dataclass(frozen=True)
@@ -41,28 +45,41 @@ class FrameSpec:
     binning: Binning
     size: tuple[int, int]  # (H, W) after resizing
     sensor: tuple[int, int, int]
-    resize: ResizeMode = "bilinear"
+    framing: Framing = "counts"
 
     def key(self) -> str:
         """The cache folder name: every parameter that changes the frames."""
         return (f"v{FRAMES_VERSION}-T{self.T}-{self.binning}-{self.size[0]}x{self.size[1]}"
-                f"-{self.resize}")
+                f"-{self.framing}")
 
 
-def to_frames(events: np.ndarray, spec: FrameSpec) -> Tensor:
-    """Structured events (fields x, y, t, p) -> float frames ``[T, P, H, W]`` at ``spec.size``.
+def event_counts(events: np.ndarray, spec: FrameSpec) -> np.ndarray:
+    """Structured events (fields x, y, t, p) -> counts ``[T, P, H, W]`` at the sensor's size.
 
-    Counts per pixel and polarity (not normalised). tonic drops the remainder of the events when
-    their count is not a multiple of T; a stream with fewer events than T gives empty frames."""
+    tonic drops the remainder of the events when their count is not a multiple of T (as TET's
+    script does); a stream with fewer events than T gives empty frames."""
     if spec.binning == "count":
         to_frame = ToFrame(sensor_size=spec.sensor, n_event_bins=spec.T)
     else:
         to_frame = ToFrame(sensor_size=spec.sensor, n_time_bins=spec.T)
-    frames = torch.from_numpy(np.asarray(to_frame(events), dtype=np.float32))
-    if tuple(frames.shape[-2:]) != spec.size:
-        frames = F.interpolate(frames, size=spec.size, mode=spec.resize,
-                               align_corners=True if spec.resize == "bilinear" else None)
-    return frames.contiguous()
+    return np.asarray(to_frame(events), dtype=np.float32)
+
+
+def area_resize(frames: Tensor, size: tuple[int, int]) -> Tensor:
+    """``[T, P, H, W]`` -> ``[T, P, *size]`` by averaging each output pixel's input area
+    (adaptive average pooling when shrinking), so every input pixel is counted."""
+    if tuple(frames.shape[-2:]) == size:
+        return frames
+    return F.interpolate(frames, size=size, mode="area")
+
+
+def to_frames(events: np.ndarray, spec: FrameSpec) -> Tensor:
+    """Structured events -> float frames ``[T, P, H, W]`` at ``spec.size``: counts averaged over
+    areas (``"counts"``) or TET's binary frames resized as TET does (``"tet"``)."""
+    counts = event_counts(events, spec)
+    if spec.framing == "tet":
+        return tet_frames(counts, spec.size)
+    return area_resize(torch.from_numpy(counts), spec.size).contiguous()
 
 
 class EventSource(ABC):
@@ -132,9 +149,10 @@ class EventFrames(Dataset):
 
 @dataclass(frozen=True)
 class EventAugment:
-    """Training augmentation on frames ``[T, C, H, W]``: horizontal flip (p = 0.5, when ``flip``)
-    and a roll of up to ``max_roll`` pixels along H and W (TET's CIFAR10-DVS recipe). Draws from
-    torch's global RNG, which the engine seeds (and DataLoader seeds per worker)."""
+    """Training augmentation on frames ``[T, C, H, W]``: a flip of the last axis (p = 0.5, when
+    ``flip``) and a roll of up to ``max_roll`` pixels along H and W (TET's CIFAR10-DVS recipe,
+    ``data_loaders.py`` L88-94: on TET's ``[p, x, y]`` frames the flip reverses event y). Draws
+    from torch's global RNG, which the engine seeds (and DataLoader seeds per worker)."""
 
     flip: bool = True
     max_roll: int = 5

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,34 @@ def holdout(n: int, val_size: int | float, seed: int) -> tuple[list[int], list[i
     val = seeded_subset(n, count, seed, _STREAM_VAL)
     chosen = set(val)
     return [i for i in range(n) if i not in chosen], val
+
+
+def file_number(relpath: str) -> int:
+    """The number that ends a file's name (``cat/cifar10_cat_907.aedat4`` -> 907)."""
+    match = re.search(r"(\d+)\.[^./]+$", relpath)
+    if match is None:
+        raise UserError(f"{relpath}: a split by file index needs a file name ending in its "
+                        f"number (e.g. cifar10_cat_907.aedat4); rename it or use a seeded split")
+    return int(match.group(1))
+
+
+def split_by_file_index(samples: Sequence[tuple[str, int]], first_test: int,
+                        end: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(train, test) by the number in each file's name, the same in every class: train below
+    ``first_test``, test from ``first_test`` to ``end - 1``. A number outside, or a split with
+    no test file, is an error (the published split is fixed: it cannot be scaled to a copy)."""
+    train, test = [], []
+    for relpath, label in sorted(samples):
+        number = file_number(relpath)
+        if number >= end:
+            raise UserError(f"{relpath}: file number {number} is outside the split by file "
+                            f"index (0..{end - 1}); remove the file or use a seeded split")
+        (train if number < first_test else test).append((relpath, label))
+    if not train or not test:
+        raise UserError(f"the split by file index puts files numbered {first_test}..{end - 1} "
+                        f"in test and the rest in train, and this copy has {len(train)} train / "
+                        f"{len(test)} test files: use a seeded split (e.g. split: \"9:1\")")
+    return train, test
 
 
 def short_hash(payload: Any) -> str:

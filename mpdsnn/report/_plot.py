@@ -6,7 +6,9 @@ touching pyplot's global backend or state (safe in notebooks, threads and headle
 
 from __future__ import annotations
 
+import logging
 import re
+import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -14,13 +16,24 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import rc_context
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mpdsnn.paper import method_rank, order_methods
+from mpdsnn.report import palette as colors_
 from mpdsnn.runfolder.reader import SETTING
 
-DPI = 100
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting: one INFO line per table
+
+DPI = 300
+FORMATS = (".png", ".pdf", ".svg")
+"""Every figure is written in each: PNG (300 dpi) for pages, PDF and SVG (vector, text kept as
+text) for papers and slides."""
+MIN_WIDTH = 6.0  # inches: room for a figure title and an outside legend
+TITLE_CHARS_PER_INCH = 13  # suptitle at 10 pt: wrap so no line runs off the figure
 
 
 def aggregate(frame: pd.DataFrame, by: list[str], quantities: dict[str, tuple[str, float]]) -> pd.DataFrame:
@@ -85,18 +98,31 @@ def figure_files(out: Path) -> list[Path]:
 def clear(out: Path) -> None:
     """Remove this figure's files from a previous report (a setting may have disappeared)."""
     for path in [*out.parent.glob(f"{out.stem}.*"), *out.parent.glob(f"{out.stem}-*.*")]:
-        if path.suffix in (".png", ".csv"):
+        if path.suffix in (*FORMATS, ".csv"):
             path.unlink()
 
 
-def palette(methods: list[str]) -> dict[str, tuple[float, float, float]]:
-    order = order_methods(methods)
-    return dict(zip(order, sns.color_palette("colorblind", len(order))))
+def palette(methods: list[str]) -> dict[str, str]:
+    """The fixed colour of each method (:mod:`mpdsnn.report.palette`)."""
+    return colors_.method_colors(methods)
+
+
+def n_label(method: str, n: pd.Series) -> str:
+    """Legend label naming the number of seeds behind a line: ``ds-atgo (n=3)``, or
+    ``(n=2-3)`` where some points average fewer seeds (a run stopped early)."""
+    n = pd.to_numeric(n, errors="coerce").dropna().astype(int)
+    if n.empty:
+        return method
+    lo, hi = n.min(), n.max()
+    return f"{method} (n={hi})" if lo == hi else f"{method} (n={lo}–{hi})"
 
 
 @contextmanager
 def styled() -> Iterator[None]:
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
+    """Seaborn's whitegrid look; fonts embedded as TrueType in PDF and kept as text in SVG, so
+    a figure's labels stay editable and searchable."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85), \
+            rc_context({"pdf.fonttype": 42, "svg.fonttype": "none", "svg.hashsalt": "mpdsnn"}):
         yield
 
 
@@ -106,22 +132,37 @@ def new_figure(nrows: int, ncols: int, width: float, height: float, **kw) -> tup
     cost seconds on a few dozen panels."""
     grid = nrows * ncols > 4
     if not grid:
-        fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+        fig = Figure(figsize=(max(width * ncols, MIN_WIDTH), height * nrows), layout="constrained")
         return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
-    left, right, top, bottom = 1.0, 0.25, 0.75, 1.0  # inches: 3-line y labels, rotated ticks
-    w, h = width * ncols + left + right, height * nrows + top + bottom
+    left, right, top, bottom = 1.0, 0.25, 0.9, 1.0  # inches: 3-line y labels, rotated ticks
+    w, h = max(width * ncols + left + right, MIN_WIDTH), height * nrows + top + bottom
     fig = Figure(figsize=(w, h))
     fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
                         hspace=0.35, wspace=0.3)
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
 
+def suptitle(fig: Figure, text: str) -> None:
+    """Figure title wrapped to the figure's width, so it is never cut at the edges."""
+    chars = max(int(fig.get_figwidth() * TITLE_CHARS_PER_INCH), 30)
+    fig.suptitle("\n".join(textwrap.wrap(text, chars)), fontsize=10)
+
+
+def integer_ticks(axis: Axis) -> None:
+    """Ticks at whole numbers only (epochs, timesteps): no "epoch 1.5"."""
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, dpi=DPI)
+    """``path`` (PNG, 300 dpi) and the same figure as PDF and SVG beside it. No timestamps in
+    the vector files, so rebuilding a report from the same runs gives the same bytes."""
+    fig.savefig(path.with_suffix(".png"), dpi=DPI)
+    fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None, "ModDate": None})
+    fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
 
 
 def per_setting(data: pd.DataFrame, out: Path, draw: Callable[[pd.DataFrame, str], Figure]) -> None:
-    """Draw and save one PNG (and its data as CSV beside it) per setting in ``data``."""
+    """Draw and save one figure (PNG, PDF, SVG; its data as CSV beside it) per setting in ``data``."""
     clear(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for suffix, title, rows in settings(data):
@@ -132,10 +173,12 @@ def per_setting(data: pd.DataFrame, out: Path, draw: Callable[[pd.DataFrame, str
 
 
 def lines(ax: Axes, data: pd.DataFrame, x: str, colors: dict, band: bool = True, **kw) -> None:
-    """One line per method through ``mean``, a +-std band where std is defined (n > 1)."""
+    """One line per method through ``mean`` (legend: method and seeds n), a +-std band where
+    std is defined (n > 1)."""
     for method in order_methods(data["method"]):
         d = data[data["method"] == method].sort_values(x)
-        ax.plot(d[x], d["mean"], color=colors[method], label=method, **{"marker": "o", "ms": 3, **kw})
+        ax.plot(d[x], d["mean"], color=colors[method], label=n_label(method, d["n"]),
+                **{"marker": colors_.method_marker(method), "ms": 3.5, **kw})
         if band and d["std"].notna().any():
             ax.fill_between(d[x], d["mean"] - d["std"], d["mean"] + d["std"], color=colors[method],
                             alpha=0.2, linewidth=0)

@@ -1,6 +1,6 @@
 """The paper's figures, regenerated from run folders (never by retraining).
 
-Each ``figN_*`` function takes loaded tables (:mod:`mpdsnn.report.collect`) and the PNG path
+Each ``figN_*`` function takes loaded tables (:mod:`mpdsnn.runfolder.reader`) and the PNG path
 to write, writes the data it drew as ``<figure>.csv`` beside the PNG, and returns that data as a
 tidy DataFrame, so tests check the numbers behind a figure rather than its pixels. With several
 settings (dataset, model, T) a figure is written once per setting, ``<figure>-<setting>.png``.
@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from mpdsnn.report import _plot
 from mpdsnn.paper import METHOD_ORDER as ABLATION, TARGET_RATE as TARGET_RATE_PCT, order_methods
+from mpdsnn.report import _plot, palette
 from mpdsnn.runfolder.reader import SETTING
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ def fig5_window_fractions(layers: pd.DataFrame | None, out: Path,
         with _plot.styled():
             fig, axes = _plot.new_figure(1, 1 if rows.empty else 2, 5.2, 3.8)
             ax = axes[0, 0]
-            for rule, color in (("fixed", "tab:gray"), ("tgo", "tab:red")):
+            for rule, color in (("fixed", palette.METHOD_COLORS["vanilla"]), ("tgo", palette.METHOD_COLORS["tgo"])):
                 a = analytic[analytic.rule == rule]
                 ax.plot(a.s, a.fraction_pct, color=color, label=RULES[rule])
                 p = paper[paper.rule == rule]
@@ -127,7 +126,8 @@ def fig5_window_fractions(layers: pd.DataFrame | None, out: Path,
 
 def fig6_ablation_curves(history: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Paper Fig. 6: training loss and test accuracy per epoch of vanilla, at, tgo and ds-atgo
-    (mean over seeds, +-std band). Quantities ``train_loss`` and ``test_acc`` (%)."""
+    (mean over seeds, +-std band). Quantities ``train_loss`` and ``test_acc`` (%). Variants
+    without runs in a setting are named in its title ("not run: tgo")."""
     rows = history[history["method"].isin(ABLATION)] if not history.empty else history
     cols = [*SETTING, "method", "epoch", "quantity", "mean", "std", "n"]
     if rows.empty:
@@ -140,9 +140,12 @@ def fig6_ablation_curves(history: pd.DataFrame, out: Path) -> pd.DataFrame:
         colors = _plot.palette(part["method"].tolist())
         for ax, (q, label) in zip(axes[0], [("train_loss", "training loss"), ("test_acc", "test accuracy (%)")]):
             _plot.lines(ax, part[part.quantity == q], "epoch", colors)
+            _plot.integer_ticks(ax.xaxis)
             ax.set(xlabel="epoch", ylabel=label, title=label)
         _plot.legend(axes[0, 1])
-        fig.suptitle(f"Fig. 6: ablation curves, {title} (mean ± std over seeds)")
+        missing = [m for m in ABLATION if m not in set(part["method"])]
+        note = f"; not run: {', '.join(missing)}" if missing else ""
+        _plot.suptitle(fig, f"Fig. 6: ablation curves, {title} (mean ± std over seeds{note})")
         return fig
 
     _plot.per_setting(data, out, draw)
@@ -151,21 +154,39 @@ def fig6_ablation_curves(history: pd.DataFrame, out: Path) -> pd.DataFrame:
 
 # --- Fig. 8 / Fig. 11: per-layer firing rate and gradient availability ---------------------------
 
+Reference = tuple[float, str, str]
+"""A horizontal line on a figure: (y, legend label, colour); the paper's numbers are dashed."""
+
+PAPER_FIG8 = [(15.0, "paper, CIFAR-10: ds-atgo ≈ 15 %", palette.METHOD_COLORS["ds-atgo"]),
+              (10.66, "paper: vanilla mean 10.66 %", palette.METHOD_COLORS["vanilla"])]
+PAPER_FIG11 = [(38.53, "paper, CIFAR-100: ds-atgo > 38.53 %", palette.METHOD_COLORS["ds-atgo"]),
+               (15.13, "paper: vanilla < 15.13 % (last 3)", palette.METHOD_COLORS["vanilla"])]
+PAPER_FIG10 = (14.0, 15.9)
+"""The paper's Fig. 10 range (CIFAR10-DVS, t = 1..10), percent; SPEC section 7."""
+
+
+def _reference_lines(ax, references: list[Reference]) -> None:
+    for y, label, color in references:
+        ax.axhline(y, color=color, ls="--", lw=0.9, alpha=0.8, label=label)
+
+
 def _per_layer(layers: pd.DataFrame, out: Path, column: str, label: str, fig_title: str,
-               reference: tuple[float, str] | None = None) -> pd.DataFrame:
+               theory: tuple[float, str] | None = None, paper: list[Reference] = ()) -> pd.DataFrame:
     name = f"{column}_pct"
     if layers.empty:
         return _empty(out, "probes/layers.csv", [*BY_LAYER, "quantity", "mean", "std", "n"])
     data = _plot.aggregate(_plot.last_probe(layers), BY_LAYER, {column: (name, 100.0)})
 
     def draw(part: pd.DataFrame, title: str):
-        fig, axes = _plot.new_figure(1, 1, 7.0, 4.0)
+        fig, axes = _plot.new_figure(1, 1, 8.0, 4.2)
         ax = axes[0, 0]
         _plot.lines(ax, part, "layer", _plot.palette(part["method"].tolist()))
-        if reference:
-            ax.axhline(reference[0], color="black", ls=":", lw=1, label=reference[1])
+        if theory:
+            ax.axhline(theory[0], color="black", ls=":", lw=1, label=theory[1])
+        _reference_lines(ax, paper)
         _plot.layer_axis(ax, part)
-        ax.set(ylabel=label, title=f"{fig_title}, {title}\n(last probe, mean ± std over seeds)")
+        ax.set(ylabel=label)
+        _plot.suptitle(fig, f"{fig_title}, {title} (last probe, mean ± std over n seeds)")
         _plot.legend(ax)
         return fig
 
@@ -176,13 +197,13 @@ def _per_layer(layers: pd.DataFrame, out: Path, column: str, label: str, fig_tit
 def fig8_firing_rate_per_layer(layers: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Paper Fig. 8: test-set firing rate (%) of each spiking layer per method."""
     return _per_layer(layers, out, "firing_rate", "firing rate (%)", "Fig. 8: firing rate per layer",
-                      (TARGET_RATE_PCT, f"1 − Φ(1) = {TARGET_RATE_PCT:.2f} %"))
+                      (TARGET_RATE_PCT, f"1 − Φ(1) = {TARGET_RATE_PCT:.2f} %"), PAPER_FIG8)
 
 
 def fig11_grad_available_per_layer(layers: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Paper Fig. 11: share (%) of potentials inside the surrogate window, per layer and method."""
     return _per_layer(layers, out, "grad_available", "gradient available (%)",
-                      "Fig. 11: gradient-available proportion per layer")
+                      "Fig. 11: gradient-available proportion per layer", paper=PAPER_FIG11)
 
 
 # --- Fig. 10: firing rate per timestep ----------------------------------------------------------
@@ -205,12 +226,15 @@ def fig10_firing_rate_per_timestep(timesteps: pd.DataFrame, layers: pd.DataFrame
     data = _plot.aggregate(per_run, [*SETTING, "method", "t"], {"firing_rate": ("firing_rate_pct", 100.0)})
 
     def draw(part: pd.DataFrame, title: str):
-        fig, axes = _plot.new_figure(1, 1, 6.0, 3.8)
+        fig, axes = _plot.new_figure(1, 1, 8.0, 4.0)
         ax = axes[0, 0]
         _plot.lines(ax, part, "t", _plot.palette(part["method"].tolist()))
+        ax.axhspan(*PAPER_FIG10, color=palette.METHOD_COLORS["ds-atgo"], alpha=0.08, lw=0,
+                   label="paper, CIFAR10-DVS: 14.0–15.9 %")
         ax.set_xticks(sorted(part["t"].unique()))
-        ax.set(xlabel="timestep t", ylabel="firing rate, all layers (%)",
-               title=f"Fig. 10: firing rate per timestep, {title}")
+        _plot.integer_ticks(ax.xaxis)
+        ax.set(xlabel="timestep t", ylabel="firing rate, all layers (%)")
+        _plot.suptitle(fig, f"Fig. 10: firing rate per timestep, {title} (mean ± std over n seeds)")
         _plot.legend(ax)
         return fig
 
@@ -228,15 +252,55 @@ def _pick_layers(layers: np.ndarray, most: int) -> np.ndarray:
     return layers[np.unique(np.round(np.linspace(0, len(layers) - 1, most)).astype(int))]
 
 
-def fig2_mpd_histograms(mpd_hist: pd.DataFrame, out: Path, max_layers: int = 4,
-                        methods: list[str] | None = None) -> pd.DataFrame:
-    """Paper Fig. 2: the membrane-potential distribution of each layer (rows, at most
-    ``max_layers`` evenly spaced) and method (columns), one line per timestep, showing its drift.
-    ``methods`` defaults to the ablation methods present (all methods when none is), which
-    keeps the grid small enough to draw in about a second. Drawn from the lowest seed of each
-    method (edges may differ between runs, so densities are not averaged).
-    ``density`` = count / (total of that layer and t x bin width)."""
-    cols = [*SETTING, "method", "seed", "layer", "layer_name", "t", "center", "density"]
+def _tails(hist: pd.DataFrame) -> pd.DataFrame:
+    """Split each run's histogram into its interior bins and its two edge bins. The probe clamps
+    potentials into its range (probes.HIST_EDGES), so an edge bin holds everything beyond it:
+    drawn as a density it would be a false spike at the border. Adds ``below_pct`` and
+    ``above_pct`` (share of that layer and timestep's potentials in the edge bins) and
+    ``below_edge`` / ``above_edge`` (the inner border of the edge bins, e.g. -3.9 and 3.9)."""
+    lo = hist.groupby("run")["left"].transform("min")
+    hi = hist.groupby("run")["right"].transform("max")
+    low_bin, high_bin = hist["left"] == lo, hist["right"] == hi
+    total = hist.groupby(["run", "layer", "t"])["count"].transform("sum").replace(0, np.nan)
+    share = 100 * hist["count"] / total
+    keys = ["run", "layer", "t"]
+    below = share.where(low_bin).groupby([hist[k] for k in keys]).transform("max")
+    above = share.where(high_bin).groupby([hist[k] for k in keys]).transform("max")
+    edges = hist.assign(below_edge=hist["right"].where(low_bin), above_edge=hist["left"].where(high_bin))
+    return hist.assign(
+        density=hist["count"] / (total * (hist.right - hist.left)), center=(hist.left + hist.right) / 2,
+        below_pct=below.fillna(0.0), above_pct=above.fillna(0.0),
+        below_edge=edges.groupby("run")["below_edge"].transform("max"),
+        above_edge=edges.groupby("run")["above_edge"].transform("min"),
+    )[~(low_bin | high_bin)]
+
+
+def _xlim(part: pd.DataFrame) -> tuple[float, float]:
+    """The range that holds data: the outermost non-empty bins of every panel, or the edge
+    bins' borders where a tail is non-empty (the tails are written as text there)."""
+    filled = part[part["density"] > 0]
+    lo, hi = filled["center"].min(), filled["center"].max()
+    if (part["below_pct"] > 0).any():
+        lo = part["below_edge"].min()
+    if (part["above_pct"] > 0).any():
+        hi = part["above_edge"].max()
+    pad = 0.05 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def fig2_mpd_histograms(mpd_hist: pd.DataFrame, out: Path, timesteps: pd.DataFrame | None = None,
+                        max_layers: int = 12, methods: list[str] | None = None) -> pd.DataFrame:
+    """Paper Fig. 2: the membrane-potential distribution of each layer (rows; every layer up to
+    ``max_layers``, else an evenly spaced selection named in the title) and method (columns),
+    one line per timestep, showing its drift, with each method's firing threshold theta(t)
+    from timesteps.csv (dotted, in the timestep's colour when it varies with t).
+    ``methods`` defaults to the ablation methods present (all methods when none is). Drawn
+    from the lowest seed of each method (edges may differ between runs, so densities are not
+    averaged); ``n_seeds`` says how many there were. ``density`` = count / (total of that layer
+    and t x bin width) over the interior bins; the clamped edge bins are reported as
+    ``below_pct`` / ``above_pct`` instead of being drawn."""
+    cols = [*SETTING, "method", "seed", "n_seeds", "layer", "layer_name", "t", "center", "density",
+            "below_pct", "above_pct", "below_edge", "above_edge", "theta"]
     if not mpd_hist.empty:
         if methods is None:
             methods = [m for m in ABLATION if m in set(mpd_hist["method"])] or None
@@ -244,21 +308,25 @@ def fig2_mpd_histograms(mpd_hist: pd.DataFrame, out: Path, max_layers: int = 4,
             mpd_hist = mpd_hist[mpd_hist["method"].isin(methods)]
     if mpd_hist.empty:
         return _empty(out, "probes/mpd_hist.npz", cols)
-    first = mpd_hist.groupby([*SETTING, "method"])["seed"].transform("min")
-    hist = mpd_hist[mpd_hist["seed"] == first]
+    seeds = mpd_hist.groupby([*SETTING, "method"])["seed"]
+    hist = mpd_hist.assign(n_seeds=seeds.transform("nunique"))[mpd_hist["seed"] == seeds.transform("min")]
+    all_layers = hist.groupby(SETTING)["layer"].transform("nunique").rename("n_layers")
     keep = hist.groupby(SETTING)["layer"].transform(lambda s: s.isin(_pick_layers(s.to_numpy(), max_layers)))
-    hist = hist[keep.astype(bool)]
-    total = hist.groupby(["run", "layer", "t"])["count"].transform("sum").replace(0, np.nan)
-    data = hist.assign(center=(hist.left + hist.right) / 2,
-                       density=hist["count"] / (total * (hist.right - hist.left)))[cols]
-    data = _plot.sort(data)
+    hist = _tails(hist[keep.astype(bool)].assign(n_layers=all_layers))
+    theta = pd.DataFrame(columns=["run", "layer", "t", "theta"])
+    if timesteps is not None and not timesteps.empty and "theta" in timesteps:
+        theta = _plot.last_probe(timesteps)[["run", "layer", "t", "theta"]]
+    hist = hist.merge(theta, on=["run", "layer", "t"], how="left")
+    n_layers = hist.groupby(SETTING)["n_layers"].first()
+    data = _plot.sort(hist[cols])
 
     def draw(part: pd.DataFrame, title: str):
         methods = order_methods(part["method"])
         layer_ids = sorted(part["layer"].unique())
+        total_layers = int(n_layers.loc[tuple(part[SETTING].iloc[0])])
         fig, axes = _plot.new_figure(len(layer_ids), len(methods), 2.8, 1.9, sharex=True)
         steps = sorted(part["t"].unique())
-        colors = dict(zip(steps, sns.color_palette("viridis", len(steps))))
+        colors = palette.timestep_colors(steps)
         for i, layer in enumerate(layer_ids):
             for j, method in enumerate(methods):
                 ax = axes[i, j]
@@ -266,20 +334,51 @@ def fig2_mpd_histograms(mpd_hist: pd.DataFrame, out: Path, max_layers: int = 4,
                 for t in steps:
                     d = cell[cell.t == t]
                     ax.plot(d.center, d.density, color=colors[t], lw=1, label=f"t = {t}")
-                ax.axvline(1.0, color="black", ls=":", lw=0.8)
-                if i == 0:
-                    ax.set_title(f"{method} (seed {int(cell.seed.min()) if len(cell) else '-'})")
+                _threshold_lines(ax, cell, colors)
+                _tail_note(ax, cell)
+                if i == 0 and len(cell):
+                    ax.set_title(f"{method}: seed {int(cell.seed.min())} of n = {int(cell.n_seeds.max())}",
+                                 fontsize=9)
                 if j == 0:
                     name = cell.layer_name.iloc[0] if len(cell) else layer
                     ax.set_ylabel(f"layer {layer}\n{name}\ndensity", fontsize=8)
                 if i == len(layer_ids) - 1:
                     ax.set_xlabel("potential U (pre-fire)")
+        axes[0, 0].set_xlim(*_xlim(part))
         axes[0, -1].legend(fontsize=7, title="timestep", title_fontsize=7)
-        fig.suptitle(f"Fig. 2: MPD per layer and timestep, {title} (dotted: Vth = 1)")
+        shown = (f"all {total_layers} spiking layers" if len(layer_ids) == total_layers else
+                 f"layers {', '.join(map(str, layer_ids))} of {total_layers}")
+        _plot.suptitle(fig, f"Fig. 2: MPD per layer and timestep, {title}; {shown}; dotted: each "
+                            "method's firing threshold θ(t); boxes: potentials beyond the probe's range")
         return fig
 
     _plot.per_setting(data, out, draw)
     return data
+
+
+def _threshold_lines(ax, cell: pd.DataFrame, colors: dict[int, str]) -> None:
+    """The firing threshold the neurons of this panel used: one black line where it is the same
+    at every timestep (vanilla, TGO: Vth = 1), else one line per timestep in its colour."""
+    theta = cell.dropna(subset=["theta"]).drop_duplicates("t")[["t", "theta"]]
+    if theta.empty:
+        return
+    if theta["theta"].max() - theta["theta"].min() < 1e-3:
+        ax.axvline(theta["theta"].iloc[0], color="black", ls=":", lw=0.9)
+        return
+    for row in theta.itertuples():
+        ax.axvline(row.theta, color=colors[row.t], ls=":", lw=0.9)
+
+
+def _tail_note(ax, cell: pd.DataFrame) -> None:
+    """The share of potentials beyond the probe's range (the largest over timesteps)."""
+    if cell.empty:
+        return
+    below, above = cell["below_pct"].max(), cell["above_pct"].max()
+    if below <= 0 and above <= 0:
+        return
+    text = f"U < {cell.below_edge.min():g}: {below:.2g} %\nU > {cell.above_edge.max():g}: {above:.2g} %"
+    ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.8", "alpha": 0.85})
 
 
 # --- thresholds and widths ---------------------------------------------------------------------
@@ -313,9 +412,9 @@ def thresholds_widths(timesteps: pd.DataFrame, out: Path) -> pd.DataFrame:
     def draw(part: pd.DataFrame, title: str):
         methods = order_methods(part["method"])
         quantities = [q for q in THRESHOLD_QUANTITIES if q in set(part.quantity)]
-        fig, axes = _plot.new_figure(len(quantities), len(methods), 3.0, 2.4, sharey="row", sharex=True)
+        fig, axes = _plot.new_figure(len(quantities), len(methods), 3.2, 2.4, sharey="row", sharex=True)
         steps = sorted(part["t"].unique())
-        colors = dict(zip(steps, sns.color_palette("viridis", len(steps))))
+        colors = palette.timestep_colors(steps)
         for i, q in enumerate(quantities):
             for j, method in enumerate(methods):
                 ax = axes[i, j]
@@ -324,7 +423,7 @@ def thresholds_widths(timesteps: pd.DataFrame, out: Path) -> pd.DataFrame:
                     d = cell[cell.t == t].sort_values("layer")
                     ax.plot(d.layer, d["mean"], color=colors[t], marker="o", ms=2, lw=1, label=f"t = {t}")
                 if i == 0:
-                    ax.set_title(method)
+                    ax.set_title(_plot.n_label(method, cell["n"]), fontsize=9)
                 if j == 0:
                     ax.set_ylabel(THRESHOLD_QUANTITIES[q][1], fontsize=8)
                 if i == len(quantities) - 1:
@@ -333,7 +432,8 @@ def thresholds_widths(timesteps: pd.DataFrame, out: Path) -> pd.DataFrame:
         rows = part[SETTING].iloc[0]
         flat = constant[(constant[SETTING] == rows).all(axis=1)]["method"]
         note = f"; constant, not shown: {', '.join(order_methods(flat))}" if len(flat) else ""
-        fig.suptitle(f"Thresholds and surrogate widths per layer and timestep, {title} (last probe{note})")
+        _plot.suptitle(fig, f"Thresholds and surrogate widths per layer and timestep, {title} "
+                            f"(last probe, mean over n seeds{note})")
         return fig
 
     _plot.per_setting(data, out, draw)
@@ -362,9 +462,11 @@ def accuracy_vs_energy(runs: pd.DataFrame, out: Path) -> pd.DataFrame:
             row = wide.loc[method]
             ax.errorbar(row[("mean", "energy_uj_per_sample")], row[("mean", "best_test_acc")],
                         xerr=row[("std", "energy_uj_per_sample")], yerr=row[("std", "best_test_acc")],
-                        fmt="o", color=colors[method], capsize=3, label=method)
+                        fmt=palette.method_marker(method), color=colors[method], capsize=3,
+                        label=_plot.n_label(method, part.loc[part.method == method, "n"]))
         ax.set(xlabel="energy per test sample (µJ, 45 nm convention; not in the paper)",
-               ylabel="best test accuracy (%)", title=f"Accuracy vs energy, {title}")
+               ylabel="best test accuracy (%)")
+        _plot.suptitle(fig, f"Accuracy vs energy, {title} (mean ± std over n seeds)")
         _plot.legend(ax)
         return fig
 

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import seaborn as sns
 
 from mpdsnn.errors import UserError
-from mpdsnn.report import _plot
 from mpdsnn.paper import order_methods
+from mpdsnn.report import _plot, palette
 from mpdsnn.runfolder.reader import SETTING
 
 CURVE_COLUMNS = ["setting", "method", "epoch", "test_acc", "test_acc_std", "train_loss", "n"]
@@ -46,8 +45,9 @@ def curves_table(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_curves_spec(curves: pd.DataFrame) -> dict[str, Any]:
-    """Vega-Lite v5: test accuracy vs epoch, one coloured line per method with a +-std band,
-    one row per setting. Data is inlined, so the spec renders anywhere."""
+    """Vega-Lite v5: test accuracy vs epoch, one line per method in its fixed colour
+    (:mod:`mpdsnn.report.palette`) with a +-std band, one row per setting; the legend names
+    each method's seeds, ``ds-atgo (n=3)``. Data is inlined, so the spec renders anywhere."""
     if curves.empty:
         raise UserError("no per-epoch history in the run folders: nothing to plot; train first")
     methods = order_methods(curves["method"])
@@ -59,9 +59,13 @@ def accuracy_curves_spec(curves: pd.DataFrame) -> dict[str, Any]:
                         "test_acc": round(float(row["test_acc"]), 4),
                         "lo": round(row["test_acc"] - std, 4) if has else None,
                         "hi": round(row["test_acc"] + std, 4) if has else None})
-    color = {"field": "method", "type": "nominal", "title": "method",
-             "scale": {"domain": methods, "range": sns.color_palette("colorblind", len(methods)).as_hex()}}
-    x = {"field": "epoch", "type": "quantitative", "title": "epoch", "axis": {"tickMinStep": 1, "format": "d"}}
+    labels = {m: _plot.n_label(m, curves.loc[curves["method"] == m, "n"]) for m in methods}
+    color = {"field": "method", "type": "nominal", "title": "method (seeds)",
+             "scale": palette.vega_color_scale(methods),
+             "legend": {"labelExpr": _label_expr(labels), "labelLimit": 240, "symbolType": "stroke",
+                        "symbolOpacity": 1, "symbolStrokeWidth": 2.5}}
+    x = {"field": "epoch", "type": "quantitative", "title": "epoch",
+         "axis": {"values": epoch_ticks(curves["epoch"]), "format": "d"}}
     layer = [
         {"mark": {"type": "area", "opacity": 0.2},
          "transform": [{"filter": "datum.lo != null"}],
@@ -85,6 +89,22 @@ def accuracy_curves_spec(curves: pd.DataFrame) -> dict[str, Any]:
     else:
         spec.update(inner)
     return spec
+
+
+def epoch_ticks(epochs: pd.Series, most: int = 12) -> list[int]:
+    """Whole-number ticks, at most ``most``, on a 1-2-5 step: Vega-Lite's ``tickMinStep`` is
+    ignored in layered charts and gives "1, 1.5, 2" (shown as "1 2 2") on short runs."""
+    lo, hi = int(epochs.min()), int(epochs.max())
+    step = next(s * 10 ** e for e in range(7) for s in (1, 2, 5) if (hi - lo) / (s * 10 ** e) < most)
+    return [v for v in range(0, hi + 1, step) if v >= lo]
+
+
+def _label_expr(labels: dict[str, str]) -> str:
+    """A Vega expression mapping a legend entry (the method) to its label."""
+    expr = "datum.label"
+    for method, label in reversed(labels.items()):
+        expr = f"datum.label === {json.dumps(method)} ? {json.dumps(label)} : ({expr})"
+    return expr
 
 
 def _vl_convert():
@@ -129,25 +149,36 @@ DVC_BY_METHOD = {
     "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
     "data": {"values": "<DVC_METRIC_DATA>"},
     "title": "<DVC_METRIC_TITLE>",
-    "facet": {"row": {"field": "setting", "type": "nominal", "title": None}},
-    "resolve": {"scale": {"y": "independent"}},
+    "transform": [
+        {"calculate": "toNumber(datum.n)", "as": "seeds"},
+        {"calculate": palette.vega_color_expr("method"), "as": "method_color"},
+        {"joinaggregate": [{"op": "min", "field": "seeds", "as": "n_lo"},
+                           {"op": "max", "field": "seeds", "as": "n_hi"}], "groupby": ["setting"]},
+        {"calculate": "datum.setting + ' (seeds per method: n = ' + (datum.n_lo === datum.n_hi ? "
+                      "datum.n_hi : datum.n_lo + '-' + datum.n_hi) + ')'", "as": "panel"},
+    ],
+    "facet": {"row": {"field": "panel", "type": "nominal", "title": None}},
+    "resolve": {"scale": {"y": "independent", "color": "independent"}},
     "spec": {
         "width": 420, "height": 240,
         "mark": {"type": "line", "point": True},
         "encoding": {
-            "x": {"field": "<DVC_METRIC_X>", "type": "quantitative", "title": "<DVC_METRIC_X_LABEL>"},
+            "x": {"field": "<DVC_METRIC_X>", "type": "quantitative", "title": "<DVC_METRIC_X_LABEL>",
+                  "axis": {"tickMinStep": 1, "labelExpr": "datum.value % 1 ? '' : format(datum.value, 'd')"}},
             "y": {"field": "<DVC_METRIC_Y>", "type": "quantitative", "title": "<DVC_METRIC_Y_LABEL>",
                   "scale": {"zero": False}},
-            "color": {"field": "method", "type": "nominal"},
+            "color": {"field": "method", "type": "nominal", "scale": {"range": {"field": "method_color"}}},
             "strokeDash": {"field": "rev", "type": "nominal"},
-            "tooltip": [{"field": "rev"}, {"field": "setting"}, {"field": "method"},
+            "tooltip": [{"field": "rev"}, {"field": "setting"}, {"field": "method"}, {"field": "n", "title": "seeds (n)"},
                         {"field": "<DVC_METRIC_X>"}, {"field": "<DVC_METRIC_Y>"}],
         },
     },
 }
-"""DVC plot template for the long curves.csv: colour = method, dash = revision (experiment),
-one row per setting. DVC's built-in templates colour by revision only, which would join the
-methods of one revision into a single zigzag line."""
+"""DVC plot template for the long curves.csv: colour = method, dash = revision (experiment), one
+row per setting, headed by its seeds (n). DVC's built-in templates colour by revision only,
+which would join the methods of one revision into a single zigzag line. Colours are the
+report's (:func:`mpdsnn.report.palette.vega_color_expr`, a scale range read from the data);
+Vega cannot share such a scale across facet rows, so each row has its own legend."""
 
 
 def write_dvc_templates(folder: Path) -> dict[str, Path]:

@@ -50,12 +50,13 @@ def _runs_below(folder: Path, most: int = 3) -> list[Path]:
 
 
 def _leftovers(folder: Path) -> list[str]:
-    """Entries that a run's own start could have left (a temporary file, an empty checkpoint
-    folder) are fine; anything else is somebody's file."""
-    own = {layout.CHECKPOINT_DIR, layout.PROBES}
-    return sorted(p.name for p in folder.iterdir()
-                  if p.name not in own and p.name not in layout.RUN_FILES
-                  and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    """In a folder without ``config.yaml`` (the first file a run writes), only what a run's own
+    start can leave is fine: a temporary file, an empty checkpoint folder. Anything else, a file
+    named like a run's included, is somebody's and must not be overwritten."""
+    def own(p: Path) -> bool:
+        return ((p.name.startswith(".") and p.name.endswith(".tmp"))
+                or (p.name == layout.CHECKPOINT_DIR and p.is_dir() and not any(p.iterdir())))
+    return sorted(p.name for p in folder.iterdir() if not own(p))
 
 
 def check_out_folder(out: str | Path) -> Path:

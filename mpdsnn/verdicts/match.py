@@ -92,12 +92,14 @@ def row_label(method: str, dataset: str, model: str, T: int, runs: pd.DataFrame)
 
 
 def label_rows(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """``table`` (one row per published entry and training length) with a ``label`` column."""
+    """``table`` (one row per published entry and recipe) with a ``label`` column."""
     labels = []
     for r in table.itertuples(index=False):
         match = runs[(runs["method"] == r.method) & (runs["dataset"] == r.dataset)
                      & (runs["model"] == r.model) & (runs["T"] == r.T)]
-        if "epochs" in match.columns and not pd.isna(r.epochs):
+        if "recipe" in match.columns and getattr(r, "recipe", ""):
+            match = match[match["recipe"] == r.recipe]
+        elif "epochs" in match.columns and not pd.isna(r.epochs):
             match = match[match["epochs"] == r.epochs]
         labels.append("not run" if match.empty else row_label(r.method, r.dataset, r.model, r.T, match))
     return table.assign(label=labels)

@@ -14,6 +14,10 @@ those quoted in the project's SPEC.md; the TET, STBP-tdBN and PLIF numbers were 
 the papers' tables but not re-read against the paper text when added (no searchable copy of the
 tables was at hand): check them against the cited table before quoting them elsewhere. Add an
 entry only with a source precise enough for a reader to find the number.
+
+Seed counts: SPEC.md gives mean +- std for the DS-ATGO entries but no entry's seed count, so
+``n_seeds`` is None (unknown) throughout; :mod:`mpdsnn.verdicts.published` says how an unknown
+count enters its test. MPD-AGL, STBP-tdBN and PLIF give a single number (``std`` None).
 """
 
 from __future__ import annotations
