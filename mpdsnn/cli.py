@@ -62,6 +62,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipe(args: argparse.Namespace) -> int:
+    from mpdsnn.config import describe_recipe
+
+    print(describe_recipe(args.params, args.dataset, args.method, args.seed), end="")
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Fetch or read a dataset, verify it and build its caches; write a small summary whose
     content changes exactly when the data does (the DVC train stages depend on it)."""
@@ -215,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one method on one dataset into a run folder")
     p.add_argument("--config", type=Path, help="YAML file of config keys (flags override it)")
     p.add_argument("--params", type=Path, help="a DVC params.yaml: train < datasets.<dataset> < "
-                   "method_options.<method> (what the pipelines use)")
+                   "method card < method_options.<method>.recipe (what the pipelines use; "
+                   "`mpdsnn recipe` prints it)")
     p.add_argument("--method")
     p.add_argument("--dataset")
     p.add_argument("--model")
@@ -256,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recipe", help="print a pipeline's resolved recipe for one method, with sources")
+    p.add_argument("--params", type=Path, required=True, help="a DVC params.yaml")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_recipe)
 
     p = sub.add_parser("list", help="list methods, datasets and models")
     p.set_defaults(func=cmd_list)

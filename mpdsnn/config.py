@@ -17,6 +17,7 @@ import yaml
 
 from mpdsnn.data.registry import DataConfig
 from mpdsnn.errors import UserError
+from mpdsnn.recipes import Resolved, resolve_layers
 
 
 @dataclass
@@ -173,21 +174,45 @@ def build_config(yaml_file: Path | None = None, overrides: dict[str, Any] | None
 
 def config_from_params(params_file: Path, dataset: str, method: str, seed: int,
                        extra: dict[str, Any] | None = None) -> TrainConfig:
-    """The DVC pipelines' config: ``train`` (shared recipe) < ``datasets.<dataset>`` <
-    ``method_options.<method>`` < ``extra``. Each section is validated with its file named."""
+    """The DVC pipelines' config: ``train`` (shared recipe) < ``datasets.<dataset>`` < the
+    method's recipe card (when ``recipe_cards: paper``) < ``method_options.<method>.recipe`` <
+    ``extra``; builder options from ``method_options.<method>``. Sections are validated with
+    their file named (mpdsnn.recipes)."""
+    return resolve_params(params_file, dataset, method, seed, extra)[0]
+
+
+def resolve_params(params_file: Path, dataset: str, method: str, seed: int,
+                   extra: dict[str, Any] | None = None) -> tuple[TrainConfig, Resolved]:
+    """:func:`config_from_params` and, for ``mpdsnn recipe``, the source of every value."""
+    from mpdsnn.data import dataset_info  # the dataset registry imports its datasets lazily
+    from mpdsnn.methods import method_card
+
     params = read_yaml(params_file)
     source = f"{params_file}"
-    values: dict[str, Any] = {}
-    values = merge(values, params.get("train") or {}, f"{source} (train)")
-    datasets = params.get("datasets") or {}
-    if dataset not in datasets:
-        raise UserError(f"{source} has no datasets.{dataset} section; add it or pick one of "
-                        f"{', '.join(sorted(datasets)) or '(none)'}")
-    values = merge(values, datasets[dataset] or {}, f"{source} (datasets.{dataset})")
-    options = (params.get("method_options") or {}).get(method) or {}
-    if not isinstance(options, dict):
-        raise UserError(f"{source}: method_options.{method} must be a mapping of option: value")
-    values = merge(values, {"dataset": dataset, "method": method, "seed": seed,
-                            "method_options": options}, "the stage's matrix values")
-    values = merge(values, extra or {}, "command-line flags")
-    return TrainConfig(**values).validate()
+    resolved, options = resolve_layers(params, source, dataset, method, method_card(method),
+                                       dataset_info(dataset).default_model)
+    merge({}, resolved.values, f"{source} (train, datasets.{dataset}, card, "
+                               f"method_options.{method}.recipe)")
+    for key, value in {"dataset": dataset, "method": method, "seed": seed,
+                       "method_options": options}.items():
+        resolved.set(key, value, "the stage's matrix values" if key != "method_options"
+                     else f"{source}: method_options.{method}")
+    for option in options:
+        resolved.sources[f"method_options.{option}"] = f"{source}: method_options.{method}.{option}"
+    merge({}, extra or {}, "command-line flags")
+    for key, value in (extra or {}).items():
+        resolved.set(key, value, "command-line flags")
+    return TrainConfig(**resolved.values).validate(), resolved
+
+
+def describe_recipe(params_file: Path, dataset: str, method: str, seed: int = 0) -> str:
+    """``mpdsnn recipe``: the resolved recipe as YAML, every value's source beside it."""
+    from mpdsnn.methods import method_card, method_options
+    from mpdsnn.recipes import card_mode, recipe_yaml
+
+    config, resolved = resolve_params(params_file, dataset, method, seed)
+    values = config.to_dict()
+    defaults = method_options(method)
+    values["method_options"] = {**defaults, **config.method_options}
+    cards_on = card_mode(read_yaml(params_file), str(params_file)) == "paper"
+    return recipe_yaml(values, resolved.sources, defaults, method_card(method), cards_on)

@@ -13,6 +13,7 @@ group ``mpdsnn.methods`` (the ``baselines`` package of this repository does exac
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -33,6 +34,7 @@ from mpdsnn.neuron import (
     TGOWidth,
 )
 from mpdsnn.neuron.factory import LayerContext
+from mpdsnn.recipes import Cited, RecipeCard
 
 ENTRY_POINT_GROUP = "mpdsnn.methods"
 
@@ -50,10 +52,13 @@ class Method:
 
 
 _BUILDERS: dict[str, Callable[..., Method]] = {}
+_CARDS: dict[str, RecipeCard] = {}
 _entry_points_loaded = False
 
 
-def register_method(name: str) -> Callable[[Callable[..., Method]], Callable[..., Method]]:
+def register_method(name: str, card: RecipeCard | None = None
+                    ) -> Callable[[Callable[..., Method]], Callable[..., Method]]:
+    """``card``: how the method's authors trained it (mpdsnn.recipes); paper pipelines apply it."""
     if "@" in name or name != name.strip():
         raise ValueError(f"method names must not contain '@' or spaces: {name!r}")
 
@@ -61,9 +66,17 @@ def register_method(name: str) -> Callable[[Callable[..., Method]], Callable[...
         if name in _BUILDERS and _BUILDERS[name] is not builder:
             raise ValueError(f"method {name!r} is registered twice")
         _BUILDERS[name] = builder
+        if card is not None:
+            _CARDS[name] = card
         return builder
 
     return decorator
+
+
+def method_card(name: str) -> RecipeCard | None:
+    """The method's recipe card, or None when it has none (then the shared recipe applies)."""
+    _get_builder(name)
+    return _CARDS.get(name)
 
 
 def _load_entry_points() -> None:
@@ -131,6 +144,50 @@ def _check_option_type(method: str, key: str, value: Any, default: Any) -> None:
 
 # --- DS-ATGO and its ablations ---------------------------------------------------------------
 
+_DSATGO = "jqjiang1999/DS-ATGO@333ad21"
+DS_ATGO_CARD = RecipeCard(
+    train={"label_smoothing": Cited(0.1, f"{_DSATGO} base_config.py:20 (loss 'LabelSmooth'), "
+                                         "functional.py:15-27 (epsilon 0.1)")},
+    model_options={
+        "resnet19": {"init": Cited("kaiming-fan-out", f"{_DSATGO} network_model/ResNet19.py:116-121")},
+        "resnet18": {"init": Cited("kaiming-fan-out", "not stated (the DS-ATGO code has no ImageNet "
+                                   "model); decision: as its ResNet19.py:116-121")},
+        "vggsnn": {"init": Cited("default", "not stated (the DS-ATGO code has no DVS model); "
+                                 "decision: as its predecessor MPD-AGL's models/VGGSNN.py, which "
+                                 "keeps PyTorch's initialisation")},
+    },
+    neuron={
+        "tau": Cited(0.2, f"{_DSATGO} network_model/layers.py:64 (PLIF init_a 5.0: sigmoid(-log 4))"),
+        "learnable_decay": Cited(True, f"{_DSATGO} network_model/layers.py:64, neuron.py:56-65"),
+        "fc": Cited(1.0, f"{_DSATGO} neuron.py:26"),
+        "momentum": Cited(0.1, f"{_DSATGO} neuron.py:28 (0.9 old + 0.1 new)"),
+        "tgo_rule": Cited("paper", f"the paper's equation; {_DSATGO} surrogate.py:36-40 feeds "
+                                   "std(U) instead (tgo_rule: code)"),
+        "firing": Cited(">=", f"{_DSATGO} surrogate.py:7-8"),
+        "reset": Cited("hard, not detached", f"{_DSATGO} neuron.py:34"),
+        "surrogate": Cited("rectangular, width from TGO", f"{_DSATGO} surrogate.py:11-43 "
+                           "(window |v| < w/2; ours <=, which differs only on a set of measure 0)"),
+        "bn": Cited("tdBN, weight init alpha*Vth = 1", f"{_DSATGO} network_model/layers.py:25-30"),
+    },
+    incomplete=("The DS-ATGO repository holds the CIFAR code only (data_loader/loader.py:11-17): "
+                "the CIFAR10-DVS and DVS-Gesture recipes are the paper's (SPEC section 6); its "
+                "ImageNet recipe was not available here (pipelines/imagenet/params.yaml says so).",),
+)
+
+
+def _ablation_card(drop: tuple[str, ...], **facts: Cited) -> RecipeCard:
+    """An ablation trains as DS-ATGO; only the neuron facts it does not use differ."""
+    neuron = {k: v for k, v in DS_ATGO_CARD.neuron.items() if k not in drop}
+    return dataclasses.replace(DS_ATGO_CARD, neuron={**neuron, **facts})
+
+
+_WIDTH_1 = Cited("rectangular, fixed width 1", "the paper's ablation study: TGO off")
+AT_CARD = _ablation_card(("tgo_rule",), surrogate=_WIDTH_1)
+TGO_CARD = _ablation_card((), firing_threshold=Cited("fixed Vth 1 (MPD statistics feed the width only)",
+                                              "the paper's ablation study: AT off"))
+VANILLA_CARD = _ablation_card(("fc", "momentum", "tgo_rule"), surrogate=_WIDTH_1,
+                              firing_threshold=Cited("fixed Vth 1", f"{_DSATGO} neuron.py:9 (threshold=1.0)"))
+
 def _decay(learnable_decay: bool, tau: float) -> nn.Module:
     return LearnableDecay(tau) if learnable_decay else FixedDecay(tau)
 
@@ -165,7 +222,7 @@ def _mpd_method(adaptive_firing: bool, tgo: bool, fc: float, momentum: float, tg
     return Method(neuron=neuron)
 
 
-@register_method("ds-atgo")
+@register_method("ds-atgo", card=DS_ATGO_CARD)
 def ds_atgo(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
             threshold: str = "mpd", eval_source: str = "running", learnable_decay: bool = True,
             tau: float = 0.2, min_theta: float = 0.05) -> Method:
@@ -177,7 +234,7 @@ def ds_atgo(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
                        learnable_decay, tau, min_theta)
 
 
-@register_method("at")
+@register_method("at", card=AT_CARD)
 def at_only(fc: float = 1.0, momentum: float = 0.1, threshold: str = "mpd",
             eval_source: str = "running", learnable_decay: bool = True, tau: float = 0.2,
             min_theta: float = 0.05) -> Method:
@@ -186,7 +243,7 @@ def at_only(fc: float = 1.0, momentum: float = 0.1, threshold: str = "mpd",
                        learnable_decay, tau, min_theta)
 
 
-@register_method("tgo")
+@register_method("tgo", card=TGO_CARD)
 def tgo_only(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
              threshold: str = "mpd", learnable_decay: bool = True, tau: float = 0.2,
              min_theta: float = 0.05) -> Method:
@@ -195,7 +252,7 @@ def tgo_only(fc: float = 1.0, momentum: float = 0.1, tgo_rule: str = "paper",
                        learnable_decay, tau, min_theta)
 
 
-@register_method("vanilla")
+@register_method("vanilla", card=VANILLA_CARD)
 def vanilla(learnable_decay: bool = True, tau: float = 0.2) -> Method:
     """The paper's Vanilla-SNN: DS-ATGO's PLIF neuron, fixed Vth = 1, fixed width k = 1."""
     return Method(neuron=lambda layer: LIFNode(_decay(learnable_decay, tau), FixedThreshold(1.0),

@@ -1,10 +1,12 @@
 """The method registry and the models: every registered method trains; shapes are as published."""
 
+import math
+
 import pytest
 import torch
 
 from mpdsnn.errors import UserError
-from mpdsnn.methods import create_method, list_methods, method_options
+from mpdsnn.methods import LayerContext, create_method, list_methods, method_options
 from mpdsnn.models import create_model, list_models
 from mpdsnn.neuron import AdaptiveThreshold, spiking_layers
 
@@ -123,3 +125,81 @@ def test_mpd_agl_uses_vth_half_and_scaled_bn():
 def test_bad_method_option_values_are_user_errors(name, options, message):
     with pytest.raises(UserError, match=message):
         create_method(name, **options)
+
+
+# ---------------------------------------------------------------- recipe cards and their parts
+
+def test_standard_resnet19_is_tets_net_and_trains_one_step():
+    """TET's ResNet-19: 12,630,858 parameters at full width (3 -> 10 classes), 18 spiking layers,
+    no spike in the downsample, FC layers with bias; one SGD step changes the stem and fc1."""
+    from mpdsnn.models.resnet_std import StandardBlock
+
+    full = create_model("resnet19-std", create_method("tet"), T=2, num_classes=10, in_channels=3)
+    assert sum(p.numel() for p in full.parameters()) == 12_630_858
+    assert len(spiking_layers(full)) == 18
+    assert full.stem[0].module.out_channels == 64
+    assert full.head.module.bias is not None and full.fc1[0].module.bias is not None
+    blocks = [b for b in full.modules() if isinstance(b, StandardBlock)]
+    assert not any(spiking_layers(b.downsample) for b in blocks)
+    torch.manual_seed(0)
+    assert blocks[0].second[1].scale == 1.0
+    scaled = create_model("resnet19-std", create_method("fixed"), T=2, num_classes=10,
+                          in_channels=3, width=0.125, sum_alpha=2 ** -0.5)
+    assert scaled.stages[0].second[1].scale == pytest.approx(2 ** -0.5)
+    assert scaled.stages[0].downsample[1].scale == pytest.approx(2 ** -0.5)
+    # TET's triangle reaches the bias-free-of-BN fc1, which does not fire yet at initialisation
+    model = create_model("resnet19-std", create_method("tet"), T=2, num_classes=10, in_channels=3,
+                         width=0.125)
+    before = [p.detach().clone() for p in (model.stem[0].module.weight, model.fc1[0].module.weight)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.rand(2, 4, 3, 32, 32) * 2, torch.tensor([1, 2, 3, 4])
+    out = model(x)
+    assert out.shape == (2, 4, 10)
+    loss = torch.nn.functional.cross_entropy(out.mean(0), y)
+    loss.backward()
+    opt.step()
+    after = (model.stem[0].module.weight, model.fc1[0].module.weight)
+    assert torch.isfinite(loss) and all(not torch.equal(b, a) for b, a in zip(before, after))
+
+
+def test_kaiming_fan_out_init_is_the_official_codes():
+    torch.manual_seed(0)
+    model = create_model("resnet19", create_method("ds-atgo"), T=1, num_classes=10, in_channels=3,
+                         init="kaiming-fan-out")
+    w = model.stages[0][0].body[0][0].module.weight  # 128 -> 128, 3x3: fan_out = 1152
+    assert w.std().item() == pytest.approx((2 / 1152) ** 0.5, rel=0.02)
+    with pytest.raises(UserError, match="init must be one of default, kaiming-fan-out"):
+        create_model("convnet", create_method("vanilla"), T=1, num_classes=10, in_channels=1,
+                     init="xavier")
+
+
+def test_builders_encode_their_cards_neurons():
+    """What the cards cite is what the builders build."""
+    from mpdsnn.methods import method_card
+    from mpdsnn.neuron import (FangPLIFDecay, FixedDecay, SmoothSurrogate, StrictFixedWidth,
+                               TriangleSurrogate)
+
+    for name in list_methods():
+        card, defaults = method_card(name), method_options(name)
+        for key, cited in card.neuron.items():
+            if key in defaults:
+                assert defaults[key] == pytest.approx(cited.value), (name, key)
+    node = create_method("tet").neuron(LayerContext(T=2))
+    assert isinstance(node.surrogate, TriangleSurrogate) and node.surrogate.gamma == 1.0
+    assert node.decay.tau.item() == 0.5 and not node.detach_reset
+    assert create_method("tet").norm_scale == 1.0  # TET's tdBatchNorm is plain BN
+    node = create_method("plif").neuron(LayerContext(T=2))
+    assert isinstance(node.decay, FangPLIFDecay) and node.detach_reset
+    assert (type(node.surrogate), node.surrogate.kind, node.surrogate.alpha) == (SmoothSurrogate, "atan", 2.0)
+    node = create_method("ltmd").neuron(LayerContext(T=2))
+    assert isinstance(node.surrogate, StrictFixedWidth) and isinstance(node.decay, FixedDecay)
+    assert node.decay.tau.item() == 0.25
+    assert torch.tanh(node.threshold.w).item() == pytest.approx(math.tanh(0.5))
+
+
+def test_new_neurons_are_not_fused():
+    from mpdsnn.neuron import fuse_neurons
+
+    for name in ("tet", "ltmd", "plif"):
+        model = create_model("convnet", create_method(name), T=2, num_classes=3, in_channels=1)
+        assert len(fuse_neurons(model)) == len(spiking_layers(model)), name

@@ -227,3 +227,43 @@ def test_half_precision_input_is_computed_in_fp32():
     assert torch.equal(out16.float(), ref(x16.float()))
     assert half.threshold.running.dtype == torch.float32
     assert torch.equal(half.threshold.running, ref.threshold.running)
+
+
+def _two_step_grad(detach_reset: bool, backend: str = "reference") -> torch.Tensor:
+    from mpdsnn.neuron import SmoothSurrogate
+
+    node = LIFNode(FixedDecay(0.5), FixedThreshold(1.0), SmoothSurrogate("atan", 2.0),
+                   detach_reset=detach_reset)
+    node.backend = backend
+    x = torch.tensor([[1.2], [0.9]], dtype=torch.float64, requires_grad=True)
+    node(x)[1].sum().backward()  # S(1) only: its gradient reaches x(0) through U(0) alone
+    return x.grad[0, 0]
+
+
+def test_detached_reset_cuts_exactly_the_reset_path():
+    """U0 = 1.2 fires (S0 = 1), U1 = 0.5 * U0 * (1 - S0) + 0.9 = 0.9. Not detached,
+    dS1/dx0 = g(U1 - 1) * (-0.5 * U0 * g(U0 - 1)) with g(v) = 1 / (1 + (pi v)^2); detached, the
+    only other path, 0.5 * (1 - S0), is 0 (Fang et al.'s detach_reset)."""
+    g = lambda v: 1 / (1 + (math.pi * v) ** 2)  # noqa: E731
+    expected = g(0.9 - 1.0) * (-0.5 * 1.2 * g(1.2 - 1.0))
+    assert _two_step_grad(False).item() == pytest.approx(expected, rel=1e-12)
+    assert _two_step_grad(True).item() == 0.0
+
+
+def test_detached_reset_stays_on_the_reference_backend():
+    node = LIFNode(FixedDecay(0.5), FixedThreshold(1.0), FixedWidth(1.0), detach_reset=True)
+    x = torch.randn(4, 64, dtype=torch.float64) + 0.8
+    outs, grads = [], []
+    for backend in ("reference", "fused"):
+        node.backend = backend
+        xi = x.clone().requires_grad_(True)
+        out = node(xi)
+        (out * torch.arange(4.0, dtype=torch.float64).view(4, 1)).sum().backward()
+        outs.append(out.detach())
+        grads.append(xi.grad)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
+    node.backend = "reference"
+    xi = x.clone().requires_grad_(True)
+    LIFNode(FixedDecay(0.5), FixedThreshold(1.0), FixedWidth(1.0))(xi).mul(
+        torch.arange(4.0, dtype=torch.float64).view(4, 1)).sum().backward()
+    assert not torch.equal(xi.grad, grads[0])  # and the detached reset does change the gradient

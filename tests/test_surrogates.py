@@ -50,3 +50,34 @@ def test_tgo_width_rule_values():
     assert k[:3].tolist() == pytest.approx([0.5379, 1.0, 1.7616], abs=1e-4)
     assert k[3].item() == pytest.approx(1 - math.tanh(1.0))
     assert k[4].item() == pytest.approx(2.0)
+
+
+def test_triangle_is_tets_zif_at_chosen_points():
+    """TET models/layers.py ZIF: forward 1[v > 0]; backward (1/g^2) max(g - |v|, 0)."""
+    from mpdsnn.neuron import triangle_spike
+
+    v = torch.tensor([-1.5, -1.0, -0.25, 0.0, 0.5, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    s = triangle_spike(v, 1.0)
+    s.sum().backward()
+    assert s.detach().tolist() == [0, 0, 0, 0, 1, 1, 1]  # strict: v = 0 does not fire
+    assert v.grad.tolist() == [0.0, 0.0, 0.75, 1.0, 0.5, 0.0, 0.0]
+    w = torch.tensor([0.0, 0.25, -0.5], dtype=torch.float64, requires_grad=True)
+    triangle_spike(w, 0.5).sum().backward()
+    assert w.grad.tolist() == [2.0, 1.0, 0.0]  # peak 1/g, area 1
+
+
+def test_strict_rectangular_fires_on_greater_only_with_the_same_window():
+    from mpdsnn.neuron import strict_rectangular_spike
+
+    v = torch.tensor([-0.6, -0.5, 0.0, 0.5, 0.6], dtype=torch.float64, requires_grad=True)
+    s = strict_rectangular_spike(v, torch.tensor(1.0, dtype=torch.float64))
+    s.sum().backward()
+    assert s.detach().tolist() == [0, 0, 0, 1, 1]
+    assert v.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_atan_alpha_2_at_chosen_points():
+    """spikingjelly ATan: g'(v) = alpha / 2 / (1 + (pi/2 alpha v)^2); alpha = 2: 1 / (1 + (pi v)^2)."""
+    v = torch.tensor([0.0, 1 / math.pi, -1 / math.pi], dtype=torch.float64, requires_grad=True)
+    atan_spike(v, 2.0).sum().backward()
+    assert torch.allclose(v.grad, torch.tensor([1.0, 0.5, 0.5], dtype=torch.float64), atol=1e-15)

@@ -15,11 +15,13 @@ from mpdsnn.errors import UserError, unknown_name
 from mpdsnn.neuron.factory import NeuronFactory
 from mpdsnn.models.layers import ModelBuilder
 from mpdsnn.models.resnet import ResNet18, ResNet19
+from mpdsnn.models.resnet_std import ResNet19Std
 from mpdsnn.models.small import SmallConvNet
 from mpdsnn.models.vgg import VGGSNN
 
 _MODELS: dict[str, ModelBuilder] = {
     "resnet19": ResNet19,
+    "resnet19-std": ResNet19Std,
     "resnet18": ResNet18,
     "vggsnn": VGGSNN,
     "convnet": SmallConvNet,
@@ -41,7 +43,10 @@ def create_model(name: str, method: NeuronFactory, T: int, num_classes: int, in_
         inspect.signature(builder).bind(method, T, num_classes=num_classes, in_channels=in_channels, **options)
     except TypeError as exc:
         raise UserError(f"bad option for model {name!r}: {exc}") from None
-    return builder(method, T, num_classes=num_classes, in_channels=in_channels, **options)
+    try:
+        return builder(method, T, num_classes=num_classes, in_channels=in_channels, **options)
+    except ValueError as exc:
+        raise UserError(f"bad option for model {name!r}: {exc}") from None
 
 
-__all__ = ["create_model", "list_models", "ResNet18", "ResNet19", "SmallConvNet", "VGGSNN"]
+__all__ = ["create_model", "list_models", "ResNet18", "ResNet19", "ResNet19Std", "SmallConvNet", "VGGSNN"]

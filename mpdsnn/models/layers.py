@@ -67,4 +67,23 @@ def linear_unit(f_in: int, f_out: int, method: NeuronFactory, T: int) -> nn.Sequ
     return spiking_unit(nn.Linear(f_in, f_out, bias=False), f_out, method, T, spatial_dims=1)
 
 
+INITS = ("default", "kaiming-fan-out")
+
+
+def init_weights(model: nn.Module, init: str) -> None:
+    """``"default"``: PyTorch's own initialisation. ``"kaiming-fan-out"``: every conv weight
+    ``kaiming_normal_(mode="fan_out", nonlinearity="relu")`` and conv biases zero, as DS-ATGO's and
+    MPD-AGL's ``ResNet19._initialize_weights`` and TET's ``VGGSNN``. Behind BN this sets the
+    effective early learning rate, so it is part of a method's recipe."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
+    if init == "default":
+        return
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 ModelBuilder = Callable[..., nn.Module]

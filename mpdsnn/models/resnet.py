@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mpdsnn.neuron.factory import NeuronFactory
-from mpdsnn.models.layers import TimeDistributed, conv_unit, linear_unit
+from mpdsnn.models.layers import TimeDistributed, conv_unit, init_weights, linear_unit
 
 
 class SEWBlock(nn.Module):
@@ -39,7 +39,7 @@ class ResNet19(nn.Module):
     """
 
     def __init__(self, method: NeuronFactory, T: int, num_classes: int = 10, in_channels: int = 3,
-                 width: float = 1.0) -> None:
+                 width: float = 1.0, init: str = "default") -> None:
         super().__init__()
         c1, c2, c3, hidden = (max(1, round(c * width)) for c in (128, 256, 512, 256))
         self.stem = conv_unit(in_channels, c1, method, T)
@@ -48,6 +48,7 @@ class ResNet19(nn.Module):
         self.pool = TimeDistributed(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
         self.fc1 = linear_unit(c3, hidden, method, T)
         self.head = TimeDistributed(nn.Linear(hidden, num_classes, bias=False))
+        init_weights(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.fc1(self.pool(self.stages(self.stem(x)))))
@@ -57,7 +58,7 @@ class ResNet18(nn.Module):
     """SEW ResNet-18 for 224x224 input: 7x7/2 stem + max-pool, stages 2x(64,128,256,512)."""
 
     def __init__(self, method: NeuronFactory, T: int, num_classes: int = 1000, in_channels: int = 3,
-                 width: float = 1.0) -> None:
+                 width: float = 1.0, init: str = "default") -> None:
         super().__init__()
         c = [max(1, round(v * width)) for v in (64, 128, 256, 512)]
         self.stem = nn.Sequential(conv_unit(in_channels, c[0], method, T, kernel=7, stride=2),
@@ -66,6 +67,7 @@ class ResNet18(nn.Module):
                                     _stage(c[1], c[2], 2, 2, method, T), _stage(c[2], c[3], 2, 2, method, T))
         self.pool = TimeDistributed(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
         self.head = TimeDistributed(nn.Linear(c[3], num_classes, bias=False))  # SPEC 1: bias-free
+        init_weights(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.pool(self.stages(self.stem(x))))

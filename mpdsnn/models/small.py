@@ -11,12 +11,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mpdsnn.neuron.factory import NeuronFactory
-from mpdsnn.models.layers import TimeDistributed, conv_unit, linear_unit
+from mpdsnn.models.layers import TimeDistributed, conv_unit, init_weights, linear_unit
 
 
 class SmallConvNet(nn.Module):
     def __init__(self, method: NeuronFactory, T: int, num_classes: int = 10, in_channels: int = 1,
-                 width: int = 16, hidden: int = 128, input_size: int = 8) -> None:
+                 width: int = 16, hidden: int = 128, input_size: int = 8,
+                 init: str = "default") -> None:
         super().__init__()
         first_stride = 2 if input_size > 24 else 1
         w = width
@@ -30,6 +31,7 @@ class SmallConvNet(nn.Module):
         )
         self.fc1 = linear_unit(4 * w * 4, hidden, method, T)
         self.head = TimeDistributed(nn.Linear(hidden, num_classes, bias=False))
+        init_weights(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.fc1(self.features(x)))

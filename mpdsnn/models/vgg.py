@@ -9,12 +9,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mpdsnn.neuron.factory import NeuronFactory
-from mpdsnn.models.layers import TimeDistributed, conv_unit
+from mpdsnn.models.layers import TimeDistributed, conv_unit, init_weights
 
 
 class VGGSNN(nn.Module):
     def __init__(self, method: NeuronFactory, T: int, num_classes: int = 10, in_channels: int = 2,
-                 width: float = 1.0, input_size: int = 48) -> None:
+                 width: float = 1.0, input_size: int = 48, init: str = "default") -> None:
         super().__init__()
         plan: list[int | str] = [64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"]
         layers: list[nn.Module] = []
@@ -29,6 +29,7 @@ class VGGSNN(nn.Module):
         self.features = nn.Sequential(*layers)
         side = input_size // 16
         self.head = TimeDistributed(nn.Sequential(nn.Flatten(), nn.Linear(c_in * side * side, num_classes)))
+        init_weights(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))

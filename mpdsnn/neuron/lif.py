@@ -1,7 +1,9 @@
 """The multi-step LIF neuron every method is built from.
 
 ``U(t) = tau * U(t-1) * (1 - S(t-1)) + s_in * I(t)``, ``S(t) = H(U(t) - theta(t))``, hard reset
-through the charge equation (not detached, so gradients flow through the reset path).
+through the charge equation. By default the reset is not detached, so gradients flow through the
+reset path (DS-ATGO, MPD-AGL, TET, LTMD); ``detach_reset=True`` uses ``1 - S(t-1)`` as a constant
+in backward, as Fang et al.'s PLIF runs (spikingjelly's ``detach_reset``).
 Time-first tensors: input and output are ``[T, N, ...]``.
 
 Usage::
@@ -41,19 +43,26 @@ class NeuronTrace:
 class LIFNode(nn.Module):
     """Composes a decay, a threshold policy and a surrogate; owns no dataset or loss logic."""
 
-    def __init__(self, decay: nn.Module, threshold: nn.Module, surrogate: Surrogate) -> None:
+    def __init__(self, decay: nn.Module, threshold: nn.Module, surrogate: Surrogate,
+                 detach_reset: bool = False) -> None:
         super().__init__()
         self.decay, self.threshold, self.surrogate = decay, threshold, surrogate
+        self.detach_reset = detach_reset
         self.recording = False  # set by record_traces(); costs nothing when False
         self.trace: NeuronTrace | None = None
         self.backend = "reference"  # "fused": mpdsnn.neuron.fused where eligible (fuse_neurons)
+
+    def extra_repr(self) -> str:
+        return "detach_reset=True" if self.detach_reset else ""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype in (torch.float16, torch.bfloat16):
             # Under autocast the BN output is half precision; thresholds, spikes and the AT
             # statistics need fp32 (bf16 resolves ~2^-8 near theta). Spikes are exact in any dtype.
             return self.forward(x.float()).to(x.dtype)
-        if self.backend == "fused" and not self.recording and can_fuse(self):
+        # The fused backward follows the non-detached reset path, so a detached reset stays here.
+        if (self.backend == "fused" and not self.recording and not self.detach_reset
+                and can_fuse(self)):
             return fused_lif(self, x)
         tau, in_scale = self.decay()
         u = torch.zeros_like(x[0])
@@ -61,7 +70,8 @@ class LIFNode(nn.Module):
         spikes: list[Tensor] = []
         steps: list[tuple[Tensor, ThresholdStep, Tensor]] = []
         for t in range(x.shape[0]):
-            u = tau * u * (1 - s) + in_scale * x[t]
+            keep = 1 - (s.detach() if self.detach_reset else s)
+            u = tau * u * keep + in_scale * x[t]
             step: ThresholdStep = self.threshold(u, t, tau)
             width = self.surrogate.width(t, step, tau)
             s = self.surrogate.spike(u - step.fire, width)

@@ -61,6 +61,34 @@ class ATanSpike(torch.autograd.Function):
         return grad * (a / 2) / (1 + (math.pi / 2 * a * v) ** 2), None
 
 
+class TriangleSpike(torch.autograd.Function):
+    """``S = 1[v > 0]`` (strict, as TET's ``ZIF``); backward ``(1/gamma^2) max(gamma - |v|, 0)``:
+    a triangle of half-width ``gamma`` and area 1 (TET ``models/layers.py`` lines 69-84)."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, gamma: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(v)
+        ctx.gamma = gamma
+        return (v > 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        (v,) = ctx.saved_tensors
+        g = ctx.gamma
+        return grad * (g - v.abs()).clamp_min(0) / (g * g), None
+
+
+class StrictRectangularSpike(torch.autograd.Function):
+    """``S = 1[v > 0]`` (LTMD's ``torch.gt``); backward the rectangular window of width ``k``."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, width: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(v, width)
+        return (v > 0).to(v.dtype)
+
+    backward = RectangularSpike.backward
+
+
 def rectangular_spike(v: Tensor, width: Tensor) -> Tensor:
     return RectangularSpike.apply(v, width)
 
@@ -71,3 +99,11 @@ def sigmoid_spike(v: Tensor, alpha: float = 4.0) -> Tensor:
 
 def atan_spike(v: Tensor, alpha: float = 2.0) -> Tensor:
     return ATanSpike.apply(v, alpha)
+
+
+def triangle_spike(v: Tensor, gamma: float = 1.0) -> Tensor:
+    return TriangleSpike.apply(v, gamma)
+
+
+def strict_rectangular_spike(v: Tensor, width: Tensor) -> Tensor:
+    return StrictRectangularSpike.apply(v, width)

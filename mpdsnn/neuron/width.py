@@ -11,7 +11,13 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from mpdsnn.neuron.surrogate import atan_spike, rectangular_spike, sigmoid_spike
+from mpdsnn.neuron.surrogate import (
+    atan_spike,
+    rectangular_spike,
+    sigmoid_spike,
+    strict_rectangular_spike,
+    triangle_spike,
+)
 from mpdsnn.neuron.threshold import ThresholdStep
 
 
@@ -114,4 +120,32 @@ class SmoothSurrogate(Surrogate):
         return f"kind={self.kind!r}, alpha={self.alpha}"
 
 
+class StrictFixedWidth(FixedWidth):
+    """:class:`FixedWidth` firing on ``U > theta`` instead of ``U >= theta`` (LTMD's
+    ``torch.gt``). Overriding ``spike`` keeps it off the fused backend, which fires on ``>=``."""
 
+    def spike(self, v: Tensor, width: Tensor) -> Tensor:
+        return strict_rectangular_spike(v, width)
+
+
+class TriangleSurrogate(Surrogate):
+    """TET's surrogate: fires on ``U > theta``, triangle gradient of half-width ``gamma``.
+
+    ``width`` reports the support ``2 gamma``: the probes count a neuron as gradient-available
+    where ``|U - theta| <= width / 2``, exactly where the triangle is non-zero (up to its edge)."""
+
+    def __init__(self, gamma: float = 1.0) -> None:
+        super().__init__()
+        if gamma <= 0:
+            raise ValueError(f"triangle half-width gamma must be positive, got {gamma}")
+        self.gamma = float(gamma)
+        self.register_buffer("k", torch.tensor(2.0 * gamma))
+
+    def width(self, t: int, step: ThresholdStep, tau: Tensor | float) -> Tensor:
+        return self.k
+
+    def spike(self, v: Tensor, width: Tensor) -> Tensor:
+        return triangle_spike(v, self.gamma)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}"

@@ -28,6 +28,7 @@ import pandas as pd
 
 from mpdsnn.errors import UserError
 from mpdsnn.verdicts._table import fmt, fmt_interval, markdown_table
+from mpdsnn.verdicts.match import label_rows, with_variants
 from mpdsnn.verdicts.pooling import require_unique_seeds, short, with_recipe
 from mpdsnn.verdicts.published_data import PUBLISHED, PublishedResult
 from mpdsnn.verdicts.stats import ALPHA, STATS_BACKEND, t_interval, welch_from_stats
@@ -106,13 +107,13 @@ def compare_published(runs: pd.DataFrame,
     """One row per published entry and recipe of its matching runs (columns
     :data:`RESULT_COLUMNS`).
 
-    ``runs`` needs the columns of :data:`RUN_COLUMNS`; with a ``variant`` column only runs
-    with the method's default options count; runs pool only when their ``recipe`` matches (a
-    stand-in is derived when the column is absent). Entries without a matching run give one
-    row with ``verdict == "not run"``."""
+    ``runs`` needs the columns of :data:`RUN_COLUMNS`; runs with non-default options (a
+    ``variant`` column) or trained in bf16 form rows of their own, ``method (variant, bf16)``,
+    and every row is labelled reproduction or reference (mpdsnn.verdicts.match); runs pool only
+    when their ``recipe`` matches (a stand-in is derived when the column is absent). Entries
+    without a matching run give one row with ``verdict == "not run"``."""
     _check_columns(runs)
-    if "variant" in runs.columns:
-        runs = runs[runs["variant"].fillna("") == ""]
+    runs, entries = with_variants(runs, entries)
     runs = with_recipe(runs)
     require_unique_seeds(runs, ["method", "dataset", "model", "T"])
     rows = []
@@ -131,7 +132,7 @@ def compare_published(runs: pd.DataFrame,
                       and group["epochs"].nunique() == 1 else math.nan)
             rows.append({**_base(entry), "epochs": epochs, "recipe": str(recipe),
                          **judge(group[metric].tolist(), entry)})
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    return label_rows(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), runs)
 
 
 def published_markdown(table: pd.DataFrame) -> str:
@@ -154,10 +155,10 @@ def published_markdown(table: pd.DataFrame) -> str:
         rows.append([r.method, r.dataset, r.model, r.T, published, seeds, r.compared, epochs,
                      short(r.recipe) if r.recipe else "-", reproduced,
                      fmt(r.difference, sign=True), fmt_interval(r.ci_low, r.ci_high, sign=False),
-                     f"**{r.verdict}**", r.reason, r.test, f"[{note}]"])
+                     f"**{r.verdict}**", r.reason, r.test, r.label, f"[{note}]"])
     headers = ["method", "dataset", "model", "T", "published", "published seeds",
                "accuracy compared", "epochs", "recipe", "reproduced mean +- std (n)",
-               "difference", "95% t-interval", "verdict", "reason", "test", "source"]
+               "difference", "95% t-interval", "verdict", "reason", "test", "row", "source"]
     notes = "\n".join(f"[{i}] {text}" for text, i in sources.items())
     return ("## Published vs reproduced\n\n" + markdown_table(headers, rows)
             + f"\nDifference = reproduced - published (points). Verdict: Welch's t-test "

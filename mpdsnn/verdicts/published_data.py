@@ -101,18 +101,18 @@ PUBLISHED: tuple[PublishedResult, ...] = (
     _entry("mpd-agl", "cifar10-dvs", "vggsnn", 10, 82.50, None, _MPDAGL.format(arch=_VGG),
            "unstated", "the official main.py builds ResNet-19 only; paper text not checked"),
     # TET
-    *(_entry("tet", "cifar10", "resnet19", T, acc, std, _TET.format(arch=_R19), "best-test",
+    *(_entry("tet", "cifar10", "resnet19-std", T, acc, std, _TET.format(arch=_R19), "best-test",
              _TET_CIFAR_CODE) for T, acc, std in ((2, 94.16, 0.03), (4, 94.44, 0.08),
                                                   (6, 94.50, 0.07))),
-    *(_entry("tet", "cifar100", "resnet19", T, acc, std, _TET.format(arch=_R19), "best-test",
+    *(_entry("tet", "cifar100", "resnet19-std", T, acc, std, _TET.format(arch=_R19), "best-test",
              _TET_CIFAR_CODE) for T, acc, std in ((2, 72.87, 0.10), (4, 74.47, 0.15),
                                                   (6, 74.72, 0.28))),
     _entry("tet", "cifar10-dvs", "vggsnn", 10, 83.17, 0.15, _TET.format(arch=_VGG), "best-test",
            _TET_DVS_CODE),
     # STBP-tdBN, registry name `fixed`
-    *(_entry("fixed", "cifar10", "resnet19", T, acc, None, _TDBN.format(arch=_R19), "unstated",
+    *(_entry("fixed", "cifar10", "resnet19-std", T, acc, None, _TDBN.format(arch=_R19), "unstated",
              _UNSTATED) for T, acc in ((2, 92.34), (4, 92.92), (6, 93.16))),
-    _entry("fixed", "cifar10-dvs", "resnet19", 10, 67.80, None, _TDBN.format(arch=_R19),
+    _entry("fixed", "cifar10-dvs", "resnet19-std", 10, 67.80, None, _TDBN.format(arch=_R19),
            "unstated", _UNSTATED),
     # PLIF: the authors' own networks, which this project does not build (always "not run")
     _entry("plif", "cifar10", "plif-net", 8, 93.50, None, _PLIF.format(arch="CIFAR-10"),
