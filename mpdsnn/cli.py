@@ -185,6 +185,30 @@ def cmd_claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Every pipeline's dvc.yaml from one template (mpdsnn/pipeline.py)."""
+    from mpdsnn.pipeline import new_pipeline, render_all
+
+    repo = Path(args.repo).resolve()
+    if not (repo / "params.yaml").is_file() or not (repo / "pipelines").is_dir():
+        raise UserError(f"{repo} is not the mpdsnn repository (no params.yaml and pipelines/); "
+                        "run from its root or pass --repo")
+    if args.action == "new":
+        if not args.name or not args.dataset:
+            raise UserError("mpdsnn pipeline new NAME --dataset DATASET [--methods a,b]")
+        folder = new_pipeline(repo, args.name, args.dataset, args.methods.split(","))
+        print(f"wrote {folder / 'params.yaml'} and {folder / 'dvc.yaml'}; edit params.yaml, then "
+              "`mpdsnn pipeline render`")
+        return 0
+    stale = render_all(repo, check=args.check)
+    for path in stale:
+        print(f"{'differs from the template' if args.check else 'rewrote'}: {path.relative_to(repo)}")
+    if args.check and stale:
+        print("error: run `mpdsnn pipeline render` and commit the result", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_plots(args: argparse.Namespace) -> int:
     """Offline Vega-Lite: render a spec (e.g. from `dvc plots diff --show-vega`), or write the
     templates `dvc plots` uses (by_method.json, offline.html)."""
@@ -291,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "params change that adds them")
     p.add_argument("--json", type=Path, dest="json_out", help="also write the results here")
     p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("pipeline", help="render every pipeline's dvc.yaml from one template, or start a new pipeline")
+    p.add_argument("action", choices=["render", "new"])
+    p.add_argument("name", nargs="?", help="new: the pipeline's name (pipelines/NAME)")
+    p.add_argument("--dataset", help="new: the dataset it trains on")
+    p.add_argument("--methods", default="ds-atgo,vanilla", help="new: methods, comma-separated (default ds-atgo,vanilla)")
+    p.add_argument("--check", action="store_true", help="render: only compare; exit 1 if any differs")
+    p.add_argument("--repo", default=".", help="the repository root (default: .)")
+    p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("plots", help="offline Vega-Lite: render a spec, or write DVC's plot templates")
     p.add_argument("action", choices=["render-vega", "dvc-templates"])

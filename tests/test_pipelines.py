@@ -433,3 +433,36 @@ def test_published_table_keeps_variants_and_bf16_runs_apart(tmp_path):
     assert table.loc["ds-atgo (bf16)", ["n", "label"]].tolist() == \
         [1, "reference (differs: amp=True (False))"]
     assert table.loc["ds-atgo (tgo_rule=code)", ["n", "label"]].tolist() == [1, "reproduction"]
+
+
+# ---------------------------------------------------------------- one template for every dvc.yaml
+
+def test_every_dvc_yaml_is_the_template_rendered_from_its_params(capsys):
+    from mpdsnn.cli import main
+
+    assert main(["pipeline", "render", "--check", "--repo", str(REPO)]) == 0, capsys.readouterr().out
+
+
+def test_a_hand_edit_or_a_new_pipeline_is_caught_and_rendered(tmp_path, capsys):
+    from mpdsnn.cli import main
+    from mpdsnn.pipeline import training_dependencies
+    from mpdsnn.runfolder.fingerprint import training_code_files
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "pipelines", repo / "pipelines", ignore=shutil.ignore_patterns("reports", "runs"))
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, repo / name)
+    (repo / "pipelines/cifar10/dvc.yaml").write_text("stages: {}\n")
+    assert main(["pipeline", "render", "--check", "--repo", str(repo)]) == 1
+    assert "pipelines/cifar10/dvc.yaml" in capsys.readouterr().out
+    assert main(["pipeline", "new", "tiny", "--dataset", "digits", "--repo", str(repo)]) == 0
+    stages = yaml.safe_load((repo / "pipelines/tiny/dvc.yaml").read_text())["stages"]
+    assert "always_changed" not in stages["prepare"]["do"]  # embedded data: repro stays a no-op
+    params = yaml.safe_load((repo / "pipelines/tiny/params.yaml").read_text())
+    assert params["methods"] == ["ds-atgo", "vanilla"] and params["datasets_run"] == ["digits"]
+    assert main(["pipeline", "new", "tiny", "--dataset", "digits", "--repo", str(repo)]) == 2
+    # the train deps cover exactly the files the recipe fingerprint hashes
+    deps = [REPO / d for d in training_dependencies()]
+    covered = {f for f in training_code_files() if any(f == d or d in f.parents for d in deps)}
+    assert covered == set(training_code_files())
+    assert not any(d.name in ("report", "verdicts", "bench") for d in deps)

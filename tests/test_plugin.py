@@ -235,3 +235,19 @@ def _dvc_project(root: Path, plugin_module: Path) -> None:
         "outs": [f"runs/{path}", {f"checkpoints/{path}": {"persist": True, "cache": False}}],
     }
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stage}}, sort_keys=False))
+
+
+def test_installed_plugin_dataset_is_listed_and_trained_on(tmp_path):
+    """A dataset from another package (``blobs``, entry-point group ``mpdsnn.datasets``): listed,
+    trained on, and recorded in the run folder, with nothing in this repository naming it."""
+    site = _install_plugin(tmp_path)
+    env = _env(site)
+    assert "blobs" not in _run([sys.executable, "-m", "mpdsnn.cli", "list"], _env())
+    listing = _run([sys.executable, "-m", "mpdsnn.cli", "list"], env)
+    assert "blobs" in listing and "4 classes" in listing
+    out = tmp_path / "run"
+    _run([sys.executable, "-m", "mpdsnn.cli", "train", "--method", "vanilla", "--dataset", "blobs",
+          "--epochs", "4", "--no-tracking", "--out", str(out)], env)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "blobs" and metrics["model"] == "convnet" and metrics["T"] == 2
+    assert metrics["best_test_acc"] > 50.0  # the blobs are learnable: chance is 25 %

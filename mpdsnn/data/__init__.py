@@ -1,4 +1,5 @@
-"""Datasets: importing this package registers every built-in dataset."""
+"""Datasets: one registry (:mod:`mpdsnn.data.registry`); each dataset's module is imported when
+that dataset is first asked for, so a run loads only what it trains on."""
 
 from mpdsnn.data.registry import (
     DataConfig,
@@ -9,10 +10,6 @@ from mpdsnn.data.registry import (
     load_dataset,
     register_dataset,
 )
-
-# Importing registers: digits, digits-dvs (embedded); cifar10/100; cifar10-dvs, dvs-gesture, nmnist;
-# imagenet (ImageFolder mirror).
-from mpdsnn.data import cifar, digits, digits_dvs, events, imagenet  # noqa: E402,F401,I001
 
 __all__ = ["DataConfig", "DatasetInfo", "DataSplits", "dataset_info", "list_datasets",
            "load_dataset", "register_dataset"]

@@ -37,6 +37,7 @@ SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 VALID_SIZES = (8, 16)
 
 INFO = DatasetInfo(
+    embedded=True,
     name="digits",
     kind="static",
     input_shape=(1, 8, 8),  # (1, 16, 16) with options size=16: see input_shape()

@@ -57,6 +57,7 @@ FRAMINGS = ("time", "events")
 CACHE_VERSION = "1"  # bump when the emulator's output changes for the same parameters
 
 INFO = DatasetInfo(
+    embedded=True,
     name="digits-dvs",
     kind="events",
     input_shape=(2, *SENSOR),

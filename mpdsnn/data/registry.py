@@ -8,6 +8,7 @@ Samples are ``(x, label)``: static ``x`` is ``[C, H, W]`` (float, normalised), e
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -27,6 +28,7 @@ class DatasetInfo:
     default_model: str
     description: str
     model_options: dict[str, Any] = field(default_factory=dict)
+    embedded: bool = False  # ships inside an installed package: no download, no mirror
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,18 @@ class DataSplits:
 DatasetBuilder = Callable[[DataConfig], DataSplits]
 _DATASETS: dict[str, tuple[DatasetInfo, DatasetBuilder]] = {}
 
+ENTRY_POINT_GROUP = "mpdsnn.datasets"
+"""Other packages add datasets here: ``name = "package.module"``, a module whose import
+registers the dataset with :func:`register_dataset` (docs/adding-a-dataset.md)."""
+BUILTIN = {
+    "digits": "mpdsnn.data.digits", "digits-dvs": "mpdsnn.data.digits_dvs",
+    "cifar10": "mpdsnn.data.cifar", "cifar100": "mpdsnn.data.cifar",
+    "cifar10-dvs": "mpdsnn.data.events", "dvs-gesture": "mpdsnn.data.events",
+    "nmnist": "mpdsnn.data.events", "imagenet": "mpdsnn.data.imagenet",
+}
+"""Built-in datasets by the module that registers them, imported on first use: training on
+CIFAR-10 never imports tonic, and `import mpdsnn.data` costs nothing."""
+
 
 def register_dataset(info: DatasetInfo) -> Callable[[DatasetBuilder], DatasetBuilder]:
     def decorator(builder: DatasetBuilder) -> DatasetBuilder:
@@ -71,13 +85,31 @@ def register_dataset(info: DatasetInfo) -> Callable[[DatasetBuilder], DatasetBui
     return decorator
 
 
+def _plugins() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(name: str) -> None:
+    """Import the module that registers ``name`` (built-in first, then entry points)."""
+    if name in _DATASETS:
+        return
+    module = BUILTIN.get(name) or _plugins().get(name)
+    if module is not None:
+        importlib.import_module(module)
+
+
 def list_datasets() -> list[str]:
+    for module in {*BUILTIN.values(), *_plugins().values()}:
+        importlib.import_module(module)
     return sorted(_DATASETS)
 
 
 def dataset_info(name: str) -> DatasetInfo:
+    _load(name)
     if name not in _DATASETS:
-        raise unknown_name("dataset", name, list(_DATASETS))
+        raise unknown_name("dataset", name, sorted({*BUILTIN, *_plugins(), *_DATASETS}))
     return _DATASETS[name][0]
 
 
