@@ -42,21 +42,43 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from mpdsnn.config import build_config, config_from_params
-    from mpdsnn.train import train
+def _already_trained(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[str, dict | None]:
+    """A pipeline stage's key, and the finished run's metrics when its run folder was already
+    trained for exactly this key (by `mpdsnn pipeline train`). Reads params.yaml and the code's
+    bytes only: no torch, so such a stage returns in a fraction of a second."""
+    from mpdsnn.batch import finished_with_key
+    from mpdsnn.runfolder.fingerprint import code_hash, stage_key
+    from mpdsnn.runfolder.io import read_yaml
 
+    rest = {k: v for k, v in overrides.items() if k not in ("dataset", "method", "seed")}
+    key = stage_key(read_yaml(args.params), overrides["dataset"], overrides["method"],
+                    overrides["seed"], rest, code_hash())
+    done = finished_with_key(Path(args.out), key) if args.resume == "auto" else None
+    return key, done
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     overrides = _train_overrides(args)
+    key = None
     if args.params:
         missing = [f for f in ("dataset", "method", "seed") if f not in overrides]
         if missing:
             raise UserError(f"--params needs --{', --'.join(missing)} (the stage's matrix values)")
+        key, done = _already_trained(args, overrides)
+        if done is not None:
+            log.info("%s: already finished for these params and this code, nothing to train", args.out)
+            print(json.dumps({k: done.get(k) for k in ("best_test_acc", "last_test_acc", "train_seconds")}))
+            return 0
+    from mpdsnn.config import build_config, config_from_params
+    from mpdsnn.train import train
+
+    if args.params:
         rest = {k: v for k, v in overrides.items() if k not in ("dataset", "method", "seed")}
         config = config_from_params(args.params, overrides["dataset"], overrides["method"],
                                     overrides["seed"], rest)
     else:
         config = build_config(args.config, overrides)
-    metrics = train(config, Path(args.out), resume=args.resume)
+    metrics = train(config, Path(args.out), resume=args.resume, stage_key=key)
     if os.environ.get("RANK", "0") == "0":  # under torchrun: one line, not one per process
         print(json.dumps({k: metrics[k] for k in ("best_test_acc", "last_test_acc", "train_seconds")}))
     return 0
@@ -189,6 +211,16 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     """Every pipeline's dvc.yaml from one template (mpdsnn/pipeline.py)."""
     from mpdsnn.pipeline import new_pipeline, render_all
 
+    if args.action == "train":
+        from mpdsnn.batch import train_all
+
+        params = Path(args.params)
+        if not params.is_file():
+            raise UserError(f"{params} not found; run from a pipeline's folder or pass --params")
+        failed = train_all(params, args.jobs)
+        if failed:
+            raise UserError(f"{failed} run(s) failed (named above); `dvc repro` would retrain them")
+        return 0
     repo = Path(args.repo).resolve()
     if not (repo / "params.yaml").is_file() or not (repo / "pipelines").is_dir():
         raise UserError(f"{repo} is not the mpdsnn repository (no params.yaml and pipelines/); "
@@ -317,12 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("pipeline", help="render every pipeline's dvc.yaml from one template, or start a new pipeline")
-    p.add_argument("action", choices=["render", "new"])
+    p.add_argument("action", choices=["render", "new", "train"],
+                   help="render: every dvc.yaml from the template; new: a pipeline folder; "
+                        "train: the whole train matrix in --jobs long-lived processes, before "
+                        "`dvc repro` (which then finds the runs done)")
     p.add_argument("name", nargs="?", help="new: the pipeline's name (pipelines/NAME)")
     p.add_argument("--dataset", help="new: the dataset it trains on")
     p.add_argument("--methods", default="ds-atgo,vanilla", help="new: methods, comma-separated (default ds-atgo,vanilla)")
     p.add_argument("--check", action="store_true", help="render: only compare; exit 1 if any differs")
     p.add_argument("--repo", default=".", help="the repository root (default: .)")
+    p.add_argument("--params", default="params.yaml", help="train: the pipeline's params.yaml (default: ./params.yaml)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="train: runs at a time, one process each (default: the CPU count)")
     p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("plots", help="offline Vega-Lite: render a spec, or write DVC's plot templates")

@@ -72,8 +72,11 @@ stages:
 {%- for key in extra_params %}
       - {{ key }}
 {%- endfor %}
+    # persist: `mpdsnn pipeline train` may have trained the run already (the stage then finds it
+    # finished for its key and returns); a stage that reruns replaces its own run files.
     outs:
-      - runs/${pipeline}/${item.dataset}/${item.method}/seed${item.seed}
+      - runs/${pipeline}/${item.dataset}/${item.method}/seed${item.seed}:
+          persist: true
       - checkpoints/${pipeline}/${item.dataset}/${item.method}/seed${item.seed}:
           persist: true
           cache: false

@@ -120,8 +120,9 @@ def batch_statistics_thresholds(model: nn.Module) -> Iterator[bool]:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, out: Path, resume: str | bool | None = None) -> None:
-        self.cfg, self.out = config, Path(out)
+    def __init__(self, config: TrainConfig, out: Path, resume: str | bool | None = None,
+                 stage_key: str | None = None) -> None:
+        self.cfg, self.out, self.stage_key = config, Path(out), stage_key
         self.resume = "strict" if resume is True else (resume or None)
         self.dist = Distributed.from_env()
         self.ckpt_path = Path(config.checkpoint_dir or self.out / layout.CHECKPOINT_DIR) / layout.CHECKPOINT
@@ -325,7 +326,10 @@ class Trainer:
         env = environment(self.device, splits.fingerprint)
         tracker = self._open_tracker(config_dict, splits.fingerprint)
         if self.dist.is_main:
-            self.writer.start(config_dict, env, recipe_record(config_dict, method_options(c.method)))
+            recipe = recipe_record(config_dict, method_options(c.method))
+            if self.stage_key:  # the pipeline stage this run answers (mpdsnn.batch)
+                recipe["stage"] = self.stage_key
+            self.writer.start(config_dict, env, recipe)
             tracker.log_params(config_dict)
         probe_x = self._probe_batch(splits.test)
         try:
@@ -493,9 +497,11 @@ def _probe_from_plain(d: dict[str, Any]) -> ProbeResult:
                        energy_uj_per_sample=d["energy"])
 
 
-def train(config: TrainConfig, out: Path, resume: str | bool | None = None) -> dict[str, Any]:
-    """Train one run into ``out`` (a run folder); returns its final metrics."""
-    return Trainer(config, out, resume).run()
+def train(config: TrainConfig, out: Path, resume: str | bool | None = None,
+          stage_key: str | None = None) -> dict[str, Any]:
+    """Train one run into ``out`` (a run folder); returns its final metrics. ``stage_key``: the
+    pipeline stage it answers (recorded in recipe.json, see :mod:`mpdsnn.batch`)."""
+    return Trainer(config, out, resume, stage_key).run()
 
 
 

@@ -81,3 +81,20 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any], allowed: Iterable[str
     """Config keys whose values differ, except those in ``allowed``."""
     allowed = set(allowed)
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in allowed)
+
+
+STAGE_SECTIONS = ("pipeline", "train", "recipe_cards")
+"""Top-level params.yaml keys every train stage reads (with datasets.<d> and method_options.<m>)."""
+
+
+def stage_key(params: dict[str, Any], dataset: str, method: str, seed: int,
+              flags: dict[str, Any], code: str) -> str:
+    """What one pipeline train stage is asked for: the params sections it reads (as its DVC
+    ``params:`` list), its matrix values, any flags, and the training code. Computed from
+    params.yaml without torch, so a stage whose finished run already has this key returns at
+    once (``mpdsnn pipeline train`` trained it in a shared process)."""
+    asked = {key: params.get(key) for key in STAGE_SECTIONS}
+    asked.update(dataset_section=(params.get("datasets") or {}).get(dataset),
+                 method_section=(params.get("method_options") or {}).get(method),
+                 dataset=dataset, method=method, seed=seed, flags=flags, code=code)
+    return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -118,8 +118,13 @@ def prepare_folder(folder: Path, config: dict[str, Any], resume: str | None) -> 
     metrics = folder / layout.METRICS
     fix = f"delete {metrics} to train this run again"
     if metrics.exists() and read_json(metrics, fix).get("status") == layout.FINISHED:
-        raise UserError(f"{folder} already holds a finished run; choose another --out "
-                        "or delete the folder to train again")
+        if resume != "auto":
+            raise UserError(f"{folder} already holds a finished run; choose another --out "
+                            "or delete the folder to train again")
+        # A pipeline stage reran (its params or code changed) over its own persisted output:
+        # what DVC does to other outputs, done here to the run's own files only.
+        log.warning("%s holds a finished run of other params or code: retraining it", folder)
+        remove_run_files(folder)
     saved = folder / layout.CONFIG
     if saved.exists() and not resume:
         raise UserError(f"{folder} holds an unfinished run; pass --resume to continue it, "
@@ -130,6 +135,16 @@ def prepare_folder(folder: Path, config: dict[str, Any], resume: str | None) -> 
         if changed:
             raise UserError(f"--resume with a different config ({', '.join(changed)} changed) "
                             f"would mix two runs in {folder}; resume with the original settings")
+
+
+def remove_run_files(folder: Path) -> None:
+    """Delete a run's own files (``layout.RUN_FILES``, then the emptied probes folder), nothing
+    else: metrics.json first, so a crash midway leaves an unfinished run, never a mixed one."""
+    for name in (layout.METRICS, *[n for n in layout.RUN_FILES if n != layout.METRICS]):
+        (folder / name).unlink(missing_ok=True)
+    probes = folder / layout.PROBES
+    if probes.is_dir() and not any(probes.iterdir()):
+        probes.rmdir()
 
 
 def lock_path(folder: Path) -> Path:
