@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from mpdsnn.config import TrainConfig
 from mpdsnn.data import DataSplits, dataset_info, load_dataset
-from mpdsnn.efficiency import neurobench_metrics
 from mpdsnn.distributed import Distributed, all_reduce_sum, check_same_everywhere, main_first, wrap_model
+from mpdsnn.efficiency import neurobench_metrics
 from mpdsnn.errors import UserError
 from mpdsnn.losses import mean_output_ce, predict
 from mpdsnn.methods import Method, create_method, method_options

@@ -131,6 +131,19 @@ def test_single_step_without_reset_names_reset_net():
     assert net(x).shape == (4, 6)
 
 
+def test_detach_net_keeps_the_state_but_cuts_the_graph():
+    net = nn.Sequential(neuron.LIFNode())
+    swap_spikingjelly_neurons(net, create_method("vanilla"), T=T, backend="reference")
+    reference = SpikingJellyNode(copy.deepcopy(net[0].node), T, step_mode="s")
+    x = (torch.rand(3, 4, 5) * 2).requires_grad_()
+    outputs = [net(x[0]), net(x[1])]
+    functional.detach_net(net)
+    outputs.append(net(x[2]))
+    assert torch.equal(torch.stack(outputs), torch.stack([reference(x[t]) for t in range(3)]))
+    grad = torch.autograd.grad(outputs[2].sum(), x, allow_unused=True)[0]
+    assert grad[2].abs().sum() > 0 and grad[:2].abs().sum() == 0
+
+
 def test_probes_see_the_swapped_layers_and_at_holds_the_firing_rate():
     net = mnist_net()
     swap_spikingjelly_neurons(net, create_method("ds-atgo"), T=T)

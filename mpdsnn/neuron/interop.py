@@ -7,7 +7,8 @@ SpikingJelly (``activation_based``, 2.x) drives a neuron through three conventio
   ``"s"`` takes one timestep ``[N, ...]`` per call and keeps ``U`` and ``S`` until reset.
   ``functional.set_step_mode(net, ...)`` sets it on every layer.
 - ``reset()``: ``functional.reset_net(net)`` calls it on every module that has one, between
-  batches; our state (potential, last spikes, timestep) is cleared there.
+  batches; our state (potential, last spikes, timestep) is cleared there. ``detach()``
+  (``functional.detach_net``) keeps the state but cuts the graph to earlier steps.
 - A layer is an ``nn.Module`` child of the network: :func:`swap_spikingjelly_neurons` replaces
   every SpikingJelly ``LIFNode`` (or any classes given) in place.
 
@@ -73,6 +74,12 @@ class SpikingJellyNode(nn.Module):
         self._u: Tensor | None = None
         self._s: Tensor | None = None
         self._t = 0
+
+    def detach(self) -> None:
+        """Cut the graph to earlier timesteps, keeping the state: what ``functional.detach_net``
+        calls for truncated backpropagation through time."""
+        if self._u is not None and self._s is not None:
+            self._u, self._s = self._u.detach(), self._s.detach()
 
     def forward(self, x: Tensor) -> Tensor:
         if self.step_mode == "m":
