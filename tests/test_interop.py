@@ -12,7 +12,7 @@ from torch import nn
 
 from mpdsnn.errors import UserError
 from mpdsnn.methods import create_method
-from mpdsnn.neuron import SpikingJellyNode, record_traces, swap_spikingjelly_neurons
+from mpdsnn.neuron import SpikingJellyNode, record_traces, reset_states, swap_spikingjelly_neurons
 from mpdsnn.neuron.factory import LayerContext
 
 sj = pytest.importorskip("spikingjelly.activation_based")
@@ -162,6 +162,29 @@ def test_the_bn_before_each_layer_reaches_the_method():
     bn = net.conv_fc[1]
     width = net.conv_fc[2].node.surrogate
     assert width._bn[0] is bn  # MPD-AGL's width follows the BN defined just before the layer
+
+
+def test_snntorch_leaky_layers_are_swapped_and_train_in_its_per_timestep_loop():
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), snn.Leaky(beta=0.5, init_hidden=True),
+                        nn.Flatten(), nn.Linear(8 * 8 * 8, 32), snn.Leaky(beta=0.5, init_hidden=True),
+                        nn.Linear(32, 10))
+    assert swap_spikingjelly_neurons(net, create_method("ds-atgo"), T=T, kinds=(snn.Leaky,)) == ["1", "4"]
+    reference = copy.deepcopy(net[1].node)
+    x, y = torch.rand(T, N, 1, 8, 8), torch.arange(N) % 10
+    out = torch.stack([net(x[t]) for t in range(T)])  # snnTorch's loop: one timestep per call
+    F.cross_entropy(out.mean(0), y).backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+    reference.backend = "reference"
+    currents = torch.stack([net[0](x[t]) for t in range(T)]).detach()
+    with pytest.raises(UserError, match=r"mpdsnn\.neuron\.reset_states\(net\)"):
+        net(x[0])  # T steps taken: the layer refuses a fifth
+    reset_states(net)
+    first_layer = torch.stack([net[1](currents[t]) for t in range(T)])
+    assert torch.equal(first_layer, reference(currents))
+    assert 0 < first_layer.mean() < 1
 
 
 def test_a_network_without_lif_nodes_is_an_error():

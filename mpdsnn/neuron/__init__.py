@@ -2,7 +2,7 @@
 
 from mpdsnn.neuron.decay import FangPLIFDecay, FixedDecay, LearnableDecay
 from mpdsnn.neuron.fused import fuse_neurons
-from mpdsnn.neuron.interop import SpikingJellyNode, swap_spikingjelly_neurons
+from mpdsnn.neuron.interop import SpikingJellyNode, reset_states, swap_spikingjelly_neurons
 from mpdsnn.neuron.lif import LIFNode, NeuronTrace, record_traces, spiking_layers
 from mpdsnn.neuron.surrogate import atan_spike, rectangular_spike, sigmoid_spike
 from mpdsnn.neuron.threshold import (
@@ -25,6 +25,7 @@ from mpdsnn.neuron.width import (
 __all__ = [
     "AdaptiveThreshold", "EstimatedThreshold", "FangPLIFDecay", "FixedDecay", "FixedThreshold",
     "FixedWidth", "LIFNode", "LearnableDecay", "LearnableThreshold", "MPDAGLWidth", "NeuronTrace",
-    "SmoothSurrogate", "SpikingJellyNode", "Surrogate", "fuse_neurons", "TGOWidth", "ThresholdStep", "atan_spike", "mpd_statistics",
-    "rectangular_spike", "record_traces", "sigmoid_spike", "spiking_layers", "swap_spikingjelly_neurons", "tgo_width",
+    "SmoothSurrogate", "SpikingJellyNode", "Surrogate", "fuse_neurons", "TGOWidth", "ThresholdStep",
+    "atan_spike", "mpd_statistics", "rectangular_spike", "record_traces", "reset_states",
+    "sigmoid_spike", "spiking_layers", "swap_spikingjelly_neurons", "tgo_width",
 ]

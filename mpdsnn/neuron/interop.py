@@ -1,4 +1,4 @@
-"""Our neurons inside SpikingJelly networks, where most researchers' models live.
+"""Our neurons inside SpikingJelly (and snnTorch) networks, where most researchers' models live.
 
 SpikingJelly (``activation_based``, 2.x) drives a neuron through three conventions, which
 :class:`SpikingJellyNode` follows so it can stand wherever a ``neuron.LIFNode`` stands:
@@ -11,6 +11,10 @@ SpikingJelly (``activation_based``, 2.x) drives a neuron through three conventio
   (``functional.detach_net``) keeps the state but cuts the graph to earlier steps.
 - A layer is an ``nn.Module`` child of the network: :func:`swap_spikingjelly_neurons` replaces
   every SpikingJelly ``LIFNode`` (or any classes given) in place.
+
+snnTorch's hidden-state neurons (``snn.Leaky(init_hidden=True)``) are single-step layers called
+once per timestep, so the same node replaces them (``kinds=(snn.Leaky,)``); ``reset_states(net)``
+stands in for ``snntorch.utils.reset(net)``, which knows snnTorch's own classes only.
 
 The dynamics are ours, not SpikingJelly's LIF: ``U(t) = tau U(t-1) (1 - S(t-1)) + I(t)``, hard
 reset through the charge, the method's threshold (AT for DS-ATGO) and surrogate (TGO), and the
@@ -93,8 +97,9 @@ class SpikingJellyNode(nn.Module):
             return self._single_step(x.float()).to(x.dtype)
         if self._t >= self.T:
             raise UserError(f"this spiking layer runs T={self.T} timesteps per sample and got step "
-                            f"{self._t + 1}; call spikingjelly's functional.reset_net(net) after "
-                            "each batch, or build the layers with the T you run")
+                            f"{self._t + 1}; after each batch call functional.reset_net(net) "
+                            "(SpikingJelly) or mpdsnn.neuron.reset_states(net), or build the "
+                            "layers with the T you run")
         tau, in_scale = self.node.decay()
         u_prev = torch.zeros_like(x) if self._u is None else self._u
         s_prev = torch.zeros_like(x) if self._s is None else self._s
@@ -151,3 +156,11 @@ def swap_spikingjelly_neurons(net: nn.Module, method: NeuronFactory, T: int,
         raise UserError(f"no {', '.join(k.__name__ for k in kinds)} in this network; nothing to "
                         "swap (pass the neuron classes it uses with kinds=(...))")
     return replaced
+
+
+def reset_states(net: nn.Module) -> None:
+    """Reset every :class:`SpikingJellyNode` of ``net`` (for loops without SpikingJelly's
+    ``functional.reset_net``, e.g. snnTorch's)."""
+    for module in net.modules():
+        if isinstance(module, SpikingJellyNode):
+            module.reset()
