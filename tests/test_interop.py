@@ -121,14 +121,16 @@ def test_single_step_mode_equals_multi_step_in_values_and_gradients():
 
 def test_single_step_without_reset_names_reset_net():
     net = nn.Sequential(layer.Linear(6, 6), neuron.LIFNode())  # single-step, SpikingJelly's default
+    functional.reset_net(net)  # SpikingJelly now caches which modules to reset: the old LIFNode,
+    old = net[1]  # which stays alive while anything (a monitor, a list) still holds it
     swap_spikingjelly_neurons(net, create_method("vanilla"), T=2)
     x = torch.randn(4, 6)
     for _ in range(2):
         net(x)
     with pytest.raises(UserError, match=r"T=2 .*functional\.reset_net\(net\)"):
         net(x)
-    functional.reset_net(net)
-    assert net(x).shape == (4, 6)
+    functional.reset_net(net)  # resets the swapped layer, not the cached old one
+    assert net(x).shape == (4, 6) and net[1]._t == 1 and old is not net[1]
 
 
 def test_detach_net_keeps_the_state_but_cuts_the_graph():
@@ -190,3 +192,5 @@ def test_snntorch_leaky_layers_are_swapped_and_train_in_its_per_timestep_loop():
 def test_a_network_without_lif_nodes_is_an_error():
     with pytest.raises(UserError, match="no LIFNode in this network"):
         swap_spikingjelly_neurons(nn.Sequential(nn.Linear(2, 2)), create_method("ds-atgo"), T=T)
+    with pytest.raises(UserError, match="is itself a neuron"):
+        swap_spikingjelly_neurons(neuron.LIFNode(), create_method("ds-atgo"), T=T)

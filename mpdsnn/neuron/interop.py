@@ -144,6 +144,9 @@ def swap_spikingjelly_neurons(net: nn.Module, method: NeuronFactory, T: int,
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             last_norm = module
         elif isinstance(module, kinds):
+            if not name:
+                raise UserError("the network is itself a neuron; wrap one instead: "
+                                "SpikingJellyNode(method.neuron(LayerContext(T=T)), T)")
             found.append((name, module, last_norm))
     replaced: list[str] = []
     for name, old, norm in found:
@@ -155,7 +158,18 @@ def swap_spikingjelly_neurons(net: nn.Module, method: NeuronFactory, T: int,
     if not replaced:
         raise UserError(f"no {', '.join(k.__name__ for k in kinds)} in this network; nothing to "
                         "swap (pass the neuron classes it uses with kinds=(...))")
+    _forget_reset_cache(net)
     return replaced
+
+
+def _forget_reset_cache(net: nn.Module) -> None:
+    """SpikingJelly 2 caches, per network, the modules ``reset_net`` resets: after a swap that
+    list would still name the old neurons, and ours would never be reset."""
+    try:
+        from spikingjelly.activation_based.functional import invalidate_reset_cache
+    except ImportError:  # not installed, or a SpikingJelly without the cache
+        return
+    invalidate_reset_cache(net)
 
 
 def reset_states(net: nn.Module) -> None:
