@@ -29,6 +29,7 @@ from tqdm import tqdm
 from mpdsnn.config import TrainConfig
 from mpdsnn.data import DataSplits, dataset_info, load_dataset
 from mpdsnn.distributed import Distributed, all_reduce_sum, check_same_everywhere, main_first, wrap_model
+from mpdsnn.efficiency import neurobench_metrics
 from mpdsnn.errors import UserError
 from mpdsnn.losses import mean_output_ce, predict
 from mpdsnn.methods import Method, create_method, method_options
@@ -417,6 +418,7 @@ class Trainer:
         metrics["mean_firing_rate"] = float(last_probe.layers["firing_rate"].mean())
         metrics["sops_per_sample"] = last_probe.sops_per_sample
         metrics["energy_uj_per_sample"] = last_probe.energy_uj_per_sample
+        metrics.update(neurobench_metrics(last_probe, _unwrap(model)))  # NeuroBench names
         with batch_statistics_thresholds(_unwrap(model)) as has_adaptive:
             if has_adaptive:
                 metrics["test_acc_batch_thresholds"] = self.evaluate(model, splits.test)[1]

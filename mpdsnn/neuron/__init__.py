@@ -2,6 +2,7 @@
 
 from mpdsnn.neuron.decay import FangPLIFDecay, FixedDecay, LearnableDecay
 from mpdsnn.neuron.fused import fuse_neurons
+from mpdsnn.neuron.interop import SpikingJellyNode, reset_states, swap_spikingjelly_neurons
 from mpdsnn.neuron.lif import LIFNode, NeuronTrace, record_traces, spiking_layers
 from mpdsnn.neuron.surrogate import (
     atan_spike,
@@ -32,7 +33,8 @@ from mpdsnn.neuron.width import (
 __all__ = [
     "AdaptiveThreshold", "EstimatedThreshold", "FangPLIFDecay", "FixedDecay", "FixedThreshold",
     "FixedWidth", "LIFNode", "LearnableDecay", "LearnableThreshold", "MPDAGLWidth", "NeuronTrace",
-    "SmoothSurrogate", "Surrogate", "fuse_neurons", "TGOWidth", "ThresholdStep", "atan_spike", "mpd_statistics",
-    "rectangular_spike", "record_traces", "sigmoid_spike", "spiking_layers", "tgo_width",
-    "StrictFixedWidth", "TriangleSurrogate", "strict_rectangular_spike", "triangle_spike",
+    "SmoothSurrogate", "SpikingJellyNode", "StrictFixedWidth", "Surrogate", "TGOWidth",
+    "ThresholdStep", "TriangleSurrogate", "atan_spike", "fuse_neurons", "mpd_statistics",
+    "rectangular_spike", "record_traces", "reset_states", "sigmoid_spike", "spiking_layers",
+    "strict_rectangular_spike", "swap_spikingjelly_neurons", "tgo_width", "triangle_spike",
 ]
