@@ -24,8 +24,11 @@ test: $(STAMP)  ## the whole test suite
 test-fast: $(STAMP)  ## skip the tests that train or run a pipeline
 	$(PY) -m pytest -q -m "not slow"
 
+# The committed .dvc/config names no page template, so `dvc plots show` works on a fresh clone
+# (DVC's own page, which loads Vega from a CDN); here the local config points at the offline one.
 .dvc/plots/offline.html: $(STAMP)  ## DVC's plot page with Vega inlined (renders offline)
 	$(VENV)/bin/mpdsnn plots dvc-templates .dvc/plots
+	$(VENV)/bin/dvc config --local plots.html_template plots/offline.html
 
 # One thread per training process unless told otherwise: these small models gain little from
 # intra-op threads, and two OpenMP pools spinning on two cores slowed an epoch 30-60x here.

@@ -1,5 +1,10 @@
 """Every pipeline's ``dvc.yaml`` from one template, so the seven (and any new one) cannot drift.
 
+The default pipeline is the repository root's DVC project; each ``pipelines/<name>/`` is a DVC
+project of its own (``dvc init --subdir``), so ``dvc dag``, ``dvc status``, ``dvc metrics show``
+and ``dvc plots show`` at the root speak of the default pipeline only, and inside a pipeline's
+folder of that pipeline only.
+
 ``mpdsnn pipeline render`` rewrites them; ``mpdsnn pipeline render --check`` (run by the tests)
 fails when a committed ``dvc.yaml`` differs from what the template makes of its ``params.yaml``.
 ``mpdsnn pipeline new NAME --dataset D`` starts a new pipeline folder. What differs between
@@ -97,7 +102,7 @@ metrics:
   - reports/summary.json
 plots:
   - test_accuracy:
-      template: by_method
+      template: {{ plot_template }}
       x: epoch
       y:
         reports/curves.csv: test_acc
@@ -105,7 +110,7 @@ plots:
       x_label: epoch
       y_label: test accuracy (%)
   - train_loss:
-      template: by_method
+      template: {{ plot_template }}
       x: epoch
       y:
         reports/curves.csv: train_loss
@@ -187,6 +192,8 @@ def render(pipeline: Pipeline, repo: Path) -> str:
         header=_header(text) + run_hint, embedded=embedded, up=pipeline.up,
         # the root's runs/ may hold other pipelines' runs; a pipeline folder's holds its own
         report_runs="'runs/${pipeline}'" if pipeline.up == "" else "runs",
+        # each pipeline folder is its own DVC project (`dvc init --subdir`): the root's template
+        plot_template="by_method" if pipeline.up == "" else "../../.dvc/plots/by_method.json",
         deps=training_dependencies(), analysis=REPORT_CODE,
         extra_params=[k for k in OPTIONAL_PARAMS if k in params])
 
@@ -224,6 +231,19 @@ def new_pipeline(repo: Path, name: str, dataset: str, methods: list[str]) -> Pat
               f"datasets:\n  {dataset}:\n    T: {info.default_T}\n\n"
               "method_options:\n" + "".join(f"  {m}: {{}}\n" for m in methods))
     (folder / "params.yaml").write_text(params)
+    _init_dvc_project(folder)
     pipeline = Pipeline(name, folder, "../../")
     pipeline.dvc_yaml.write_text(render(pipeline, repo))
     return folder
+
+
+def _init_dvc_project(folder: Path) -> None:
+    """``dvc init --subdir`` in ``folder``: a DVC project of its own inside this repository."""
+    import subprocess
+    import sys
+
+    for args in (["init", "-q", "--subdir"], ["config", "core.analytics", "false"]):
+        result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=folder,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise UserError(f"`dvc {' '.join(args)}` failed in {folder}: {result.stderr.strip()}")
