@@ -48,9 +48,9 @@ stages:
       params:
         - methods
         - method_options
+      # cached (a few bytes): `dvc exp run --temp` restores it into its temporary copy
       outs:
-        - data/prepared/${item}.json:
-            cache: false
+        - data/prepared/${item}.json
 
   train:
     matrix:

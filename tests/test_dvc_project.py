@@ -57,6 +57,7 @@ def test_dvc_plots_show_works_on_a_fresh_clone(clone, tmp_path):
 
 
 def test_a_single_stage_experiment_shows_its_accuracy(clone):
+    _run(["dvc", "repro", "prepare@digits"], clone)  # what `make repro` leaves behind
     _run(["dvc", "exp", "run", "--temp", "--downstream", "-S", "datasets.digits.epochs=1",
           "-S", "+train.train_subset=256", "-S", "+train.test_subset=64", "-S", "+train.tracking=false",
           "train@digits-ds-atgo-0"], clone)
