@@ -25,7 +25,20 @@ def _key_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value) if value != "" else None
+    try:
+        return key.strip(), yaml.safe_load(value) if value != "" else None
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", None) or "not valid YAML")
+        raise argparse.ArgumentTypeError(f"{key.strip()}={value!r}: {problem}; quote a string "
+                                         "or write a YAML value such as 1e-4, true, [1, 2]") from None
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad flags get one line (``error: ...``) and exit 2, like every other user error, instead
+    of argparse's multi-line usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,7 +154,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mpdsnn", description=__doc__.splitlines()[0])
+    parser = _OneLineParser(prog="mpdsnn", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
