@@ -21,16 +21,20 @@ Usage (the engine logs from rank 0 only)::
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
+import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 
@@ -42,11 +46,15 @@ DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 # An unreachable server should cost seconds: MLflow's defaults (7 retries with exponential
 # backoff, 120 s timeout) would stall training for minutes. Only set when the user has not.
+# Worst case once the store was reachable: 2 tries x 5 s + 1 s backoff, then the tracker is off.
 _HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
 }
+# The pre-flight's limit: a server that accepts connections but never answers would otherwise
+# cost MLflow's full timeout and retries before the first warning.
+PREFLIGHT_TIMEOUT_S = 5.0
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 # MLflow limits (mlflow.utils.validation): params per batch, metrics per batch, param value length.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _MAX_PARAM_LEN = 100, 1000, 6000
@@ -130,6 +138,52 @@ def _store_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class StoreUnusable(Exception):
+    """The pre-flight found the tracking store unusable; the message says why."""
+
+
+def _check_sqlite_store(db: Path) -> None:
+    """Open the SQLite file once, directly: a folder, a non-database file or an unwritable
+    location fail here at once, where MLflow would retry its engine for ~2 minutes first."""
+    if db.is_dir():
+        raise StoreUnusable(f"{db} is a folder, not a database file; point the URI at a file "
+                            f"such as sqlite:///{(db / DB_NAME).as_posix()}")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with closing(sqlite3.connect(db, timeout=PREFLIGHT_TIMEOUT_S)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreUnusable(f"{db}: {exc}") from None
+
+
+def _check_http_store(uri: str) -> None:
+    """One HTTP request with a short timeout: any answer (any status) means the server is
+    alive; silence for PREFLIGHT_TIMEOUT_S seconds means tracking is off for this run."""
+    parts = urlsplit(uri)
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=PREFLIGHT_TIMEOUT_S,
+            context=ssl._create_unverified_context())  # liveness only; MLflow checks the certificate
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=PREFLIGHT_TIMEOUT_S)
+    try:
+        conn.request("GET", (parts.path.rstrip("/") or "") + "/health")
+        conn.getresponse().read(0)
+    except (OSError, http.client.HTTPException) as exc:
+        raise StoreUnusable(f"no answer from {uri} within {PREFLIGHT_TIMEOUT_S:g} s "
+                            f"({type(exc).__name__}: {exc})") from None
+    finally:
+        conn.close()
+
+
+def preflight(uri: str) -> None:
+    """Raise StoreUnusable, in seconds, for a store MLflow would spend minutes retrying."""
+    if db := _sqlite_path(uri):
+        _check_sqlite_store(db)
+    elif uri.startswith(("http://", "https://")):
+        _check_http_store(uri)
 
 
 class _DropRetryWarnings(logging.Filter):
@@ -252,9 +306,14 @@ class Tracker:
         self._guard("log_model", call)
 
     def finish(self, status: str = "FINISHED") -> None:
-        """End the run with `status` (FINISHED, FAILED or KILLED); later calls are no-ops."""
+        """End the run with `status` (FINISHED, FAILED or KILLED); later calls are no-ops.
+
+        FAILED while a KeyboardInterrupt is being handled becomes KILLED: Ctrl+C is the user
+        stopping the run, whichever ``except`` clause of the caller catches it."""
         if status not in _STATUSES:
             raise ValueError(f"unknown run status {status!r}; valid: {', '.join(_STATUSES)}")
+        if status == "FAILED" and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            status = "KILLED"
         self._guard("finish", lambda client: client.set_terminated(self.run_id, status))
         self._client = None
 
@@ -287,6 +346,7 @@ def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enable
     artifacts = _artifact_root(uri)
     location = (artifacts / experiment).as_uri() if artifacts else None
     try:
+        preflight(uri)
         from mlflow.tracking import MlflowClient
 
         with _quiet_http_retries():

@@ -406,3 +406,94 @@ def test_deleted_experiment_is_restored(store_uri: str) -> None:
     assert tracker.active
     assert client.get_experiment_by_name("mpdsnn-test").lifecycle_stage == "active"
     tracker.finish()
+
+
+# ------------------------------------------------ issue 13: stores that would cost minutes
+
+def _open_and_log(uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> tuple[float, list[str]]:
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        tracker = open_tracker("stalled", "mpdsnn-test", TAGS, uri=uri)
+        tracker.log_params({"a": 1})
+        tracker.log_metrics({"x": 1.0}, step=1)
+        tracker.log_artifacts(run_folder(tmp_path))
+        tracker.finish()
+    assert not tracker.active
+    return time.monotonic() - started, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_sqlite_uri_of_a_folder_warns_once_in_seconds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Was 111 s of MLflow's engine retries per run."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    elapsed, warnings = _open_and_log(f"sqlite:///{folder}", tmp_path, caplog)
+    assert len(warnings) == 1 and f"{folder} is a folder, not a database file" in warnings[0]
+    assert elapsed < 5, f"{elapsed:.1f} s"
+    assert list(folder.iterdir()) == []
+
+
+def test_sqlite_uri_of_a_non_database_file_warns_once_in_seconds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes, not a database\n" * 100)
+    elapsed, warnings = _open_and_log(f"sqlite:///{notes}", tmp_path, caplog)
+    assert len(warnings) == 1 and "file is not a database" in warnings[0]
+    assert elapsed < 5, f"{elapsed:.1f} s"
+    assert notes.read_text().startswith("these are my notes")
+
+
+def test_server_that_accepts_but_never_answers_warns_once_in_seconds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A real socket on 127.0.0.1 that completes TCP handshakes (listen backlog) and never
+    replies. Was 33-40 s (MLflow's read timeout x retries)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        elapsed, warnings = _open_and_log(uri, tmp_path, caplog)
+    assert len(warnings) == 1, warnings
+    assert f"no answer from {uri} within {tracking.PREFLIGHT_TIMEOUT_S:g} s" in warnings[0]
+    assert elapsed < tracking.PREFLIGHT_TIMEOUT_S + 3, f"{elapsed:.1f} s"
+
+
+def test_ctrl_c_marks_the_run_killed_whatever_the_caller_catches(store_uri: str) -> None:
+    """docs/tracking.md: Ctrl+C -> KILLED. The engine's ``except BaseException`` finishes the
+    run as FAILED; a KeyboardInterrupt being handled turns that into KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    tracker = open_tracker("ctrl-c", "mpdsnn-test", {}, uri=store_uri)
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            raise KeyboardInterrupt
+        except BaseException:
+            tracker.finish("FAILED")
+            raise
+    assert MlflowClient(store_uri).get_run(tracker.run_id).info.status == "KILLED"
+    crashed = open_tracker("crash", "mpdsnn-test", {}, uri=store_uri)
+    try:
+        raise RuntimeError("a real failure")
+    except RuntimeError:
+        crashed.finish("FAILED")
+    assert MlflowClient(store_uri).get_run(crashed.run_id).info.status == "FAILED"
+
+
+def test_ctrl_c_during_training_records_killed(store_uri: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path: the trainer is interrupted in its first epoch (what Ctrl+C raises)."""
+    from mlflow.tracking import MlflowClient
+
+    from mpdsnn.config import build_config
+    from mpdsnn.train import Trainer, train
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
+    config = build_config(None, {"dataset": "digits", "method": "vanilla", "epochs": 1,
+                                 "limit_batches": 1, "tracking_uri": store_uri,
+                                 "experiment": "ctrl-c", "device": "cpu"})
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run")
+    client = MlflowClient(store_uri)
+    runs = client.search_runs([client.get_experiment_by_name("ctrl-c").experiment_id])
+    assert [r.info.status for r in runs] == ["KILLED"]
