@@ -24,11 +24,14 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import signal
+import socket
 import sqlite3
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -363,25 +366,85 @@ def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enable
     return Tracker(client, run.info.run_id, uri)
 
 
-def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Serve the MLflow UI for the store (`mlflow ui`) until Ctrl+C; returns its exit code.
+def _check_port(host: str, port: int) -> None:
+    """Bind the address once ourselves: `mlflow ui` reports a busy port in its log and exits 0."""
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a TCP port; use one in 1-65535, e.g. --port 5000")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        with socket.create_server(("127.0.0.1", 0)) as free:
+            other = free.getsockname()[1]
+        raise UserError(f"cannot serve the UI on {host}:{port} ({exc.strerror or exc}); another "
+                        f"program holds it or the address is not this machine's: pass a free "
+                        f"port such as --port {other}, or another --host") from None
 
-    Binds 127.0.0.1 unless told otherwise. MLflow's background job runner (GenAI evaluation
-    jobs, 7 extra processes) is switched off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set.
+
+def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM to the server and its workers (one process group), SIGKILL after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace_s)
+            os.killpg(proc.pid, 0)  # the leader is gone: are workers left?
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.2 if sig == signal.SIGTERM else 0)
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
+    """Serve the MLflow UI for the store (`mlflow ui`) until Ctrl+C or SIGTERM.
+
+    Binds 127.0.0.1 unless told otherwise, refuses a busy or invalid port before starting, and
+    runs one worker (a local browser needs no more, and it answers in a few seconds instead of
+    ~20). The server and its workers run in their own process group, stopped together on
+    SIGTERM/SIGINT; returns 128 + the signal then, or the server's exit code if it stops on its
+    own (1 where it would say 0: `mlflow ui` only exits by itself when it could not serve).
+    MLflow's background job runner (GenAI evaluation jobs, 7 extra processes) is switched off
+    unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set.
     """
     uri = resolve_tracking_uri(uri)
     if uri.startswith(("http://", "https://")):
         raise UserError(f"{uri} is already an MLflow server: open it in a browser, or pass a "
                         "database URI such as sqlite:///path/to/mlflow.db to serve that store")
+    _check_port(host, port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", host, "--port", str(port)]
+           "--host", host, "--port", str(port), "--workers", "1"]
     if artifacts := _artifact_root(uri):
         cmd += ["--artifacts-destination", artifacts.as_uri()]
     env = {**os.environ}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     _log.info("MLflow UI for %s at http://%s:%d (Ctrl+C stops it)", uri, host, port)
-    with subprocess.Popen(cmd, env=env) as proc:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:  # the server got the same Ctrl+C and is shutting down
-            return proc.wait()
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise _Stopped(signum)
+
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    handlers = ({sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+                if threading.current_thread() is threading.main_thread() else {})
+    try:
+        code = proc.wait()
+    except _Stopped as stopped:
+        _stop_group(proc)
+        return 128 + stopped.signum
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+    _stop_group(proc, grace_s=2.0)  # workers a crashed server left behind
+    if code == 0:
+        _log.error("mlflow ui exited on its own; see its messages above")
+        return 1
+    return 128 - code if code < 0 else code
