@@ -112,3 +112,48 @@ def test_valid_numbers_still_pass():
     config = build_config(None, {"lr": 0.05, "method_options": {"fc": 1.2},
                                  "model_options": {"width": 8}, "grad_clip": 1.0})
     assert (config.lr, config.method_options, config.model_options) == (0.05, {"fc": 1.2}, {"width": 8})
+
+
+# ---------------------------------------------------------------- scripts/unpack-shared-data
+
+def _unpack(archive: Path, mirrors: Path):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    return subprocess.run(["bash", str(repo / "scripts" / "unpack-shared-data"), str(archive)],
+                          env={**os.environ, "PYTHON": sys.executable, "MIRRORS": str(mirrors)},
+                          capture_output=True, text=True, timeout=60)
+
+
+def _archive(path: Path) -> bytes:
+    import io
+    import os
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in {"cifar/a.txt": b"hello\n", "cifar/b.bin": os.urandom(200_000)}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+def test_a_damaged_archive_is_one_line_exit_2_and_leaves_nothing(tmp_path, damage):
+    data = _archive(tmp_path / "cifar.tar.gz")
+    broken = tmp_path / "in" / "cifar.tar.gz"
+    broken.parent.mkdir()
+    if damage == "truncated":  # a copy that broke off
+        broken.write_bytes(data[: len(data) // 2])
+    else:
+        middle = len(data) // 2
+        broken.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+    mirrors = tmp_path / "mirrors"
+    result = _unpack(broken, mirrors)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()
+    assert len(last) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert last[0].startswith(f"error: {broken}") and "copy it again and rerun" in last[0]
+    assert list(mirrors.iterdir()) == []  # neither a mirror nor a half-unpacked folder
