@@ -76,6 +76,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserError(f"{name} must be a positive integer (or null), got {value}")
+        if self.T == 1 and self.batch_size == 1:
+            raise UserError("T 1 with batch_size 1 gives BatchNorm one value per channel, which "
+                            "cannot train; use batch_size 2 or more (or T 2 or more)")
         if self.lr <= 0:
             raise UserError(f"lr must be positive, got {self.lr}")
         for name in ("weight_decay", "momentum", "label_smoothing", "probe_every", "num_workers"):
@@ -241,6 +244,13 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[s
     return {**base, **override}
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where it is."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return " ".join(str(getattr(exc, "problem", None) or exc).split()) + where
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text())
@@ -253,7 +263,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise UserError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML: {exc}") from None
+        raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -77,7 +77,13 @@ def estimate(model: nn.Module, sample: Tensor, T: int, device: torch.device) -> 
     sample = sample.to(device)
     steps = (1, 2) if T >= 2 else (1,)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        sizes = [_saved_bytes(probe, _time_first(sample, s)) / _PROBE_BATCH for s in steps]
+        try:
+            sizes = [_saved_bytes(probe, _time_first(sample, s)) / _PROBE_BATCH for s in steps]
+        except (RuntimeError, ValueError) as exc:  # the first forward pass of this model at all
+            problem = " ".join(str(exc).split())
+            raise UserError(f"the model cannot run on inputs of shape {tuple(sample.shape)} "
+                            f"({problem}); choose a model or model_options (input_size, width) "
+                            "that fit the dataset, see `mpdsnn list`") from None
     del probe
     if len(sizes) == 1:
         return Estimate(per_timestep=sizes[0], fixed=0.0)
@@ -87,7 +93,7 @@ def estimate(model: nn.Module, sample: Tensor, T: int, device: torch.device) -> 
 
 def check_memory(model: nn.Module, sample: Tensor, T: int, batch_size: int,
                  device: torch.device) -> int:
-    """Raise :class:`UserError` when training ``model`` at ``T`` timesteps on batches of
+    """Raise :class:`UserError` when ``model`` cannot run on ``sample`` at all, or when training it at ``T`` timesteps on batches of
     ``batch_size`` (the largest batch that runs with gradients or probes in one process) needs
     more memory than ``device`` has free; else return the estimate in bytes.
 

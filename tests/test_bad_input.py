@@ -46,12 +46,24 @@ def test_nan_and_inf_options_are_refused(capsys, tmp_path, flags, expected):
 
 @pytest.mark.parametrize("flags, expected", [
     (["--set", "lr=[1"], "argument --set: lr='[1'"),
+    (["--set", "lr={a: [1"], "argument --set: lr='{a: [1'"),
     (["--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
     (["--set", "model_options={width: -3}"], "model option width must be a positive number"),
     (["--set", "model_options={width: 2.5}"], "model option width of model 'convnet' must be a positive integer"),
+    # found by tests/test_property_inputs.py: each was a traceback
+    (["--T", "1", "--batch-size", "1"], "T 1 with batch_size 1 gives BatchNorm one value per channel"),
+    (["--set", "method_options=nan", "--method-option", "fc=1"], "--set method_options=nan is not a mapping"),
 ])
 def test_bad_flags_give_one_line(capsys, tmp_path, flags, expected):
     assert expected in _one_line_error(capsys, [*TRAIN, *flags], tmp_path / "run")
+
+
+def test_a_yaml_syntax_error_is_one_line_with_its_place(capsys, tmp_path):
+    """PyYAML's message spans four lines; found by tests/test_property_inputs.py."""
+    config = tmp_path / "config.yaml"
+    config.write_text("epochs: 3\n:\n")
+    err = _one_line_error(capsys, [*TRAIN, "--config", str(config)], tmp_path / "run")
+    assert f"config file {config} is not valid YAML:" in err and "(line 2, column 1)" in err
 
 
 def test_config_that_is_a_folder_or_binary_gives_one_line(capsys, tmp_path):

@@ -101,6 +101,15 @@ def test_the_estimate_leaves_the_model_and_random_streams_untouched(tmp_path):
     assert torch.equal(rng, torch.get_rng_state())
 
 
+def test_a_model_that_cannot_take_the_input_is_one_line(tmp_path):
+    """``--model vggsnn`` on 8x8 digits pools to 0x0 and crashed in the first batch with a
+    traceback (found by tests/test_property_inputs.py); the estimate's forward refuses it."""
+    model, sample, T = _model_and_sample(tmp_path, model="vggsnn")
+    with pytest.raises(UserError, match=r"the model cannot run on inputs of shape \(1, 8, 8\) "
+                                        r"\(.*Output size is too small\); choose a model"):
+        check_memory(model, sample, T, 64, CPU)
+
+
 def test_event_frames_and_a_single_timestep_are_estimated(tmp_path):
     config = build_config(None, {"dataset": "digits-dvs", "method": "vanilla", "T": 4,
                                  "model_options": {"width": 8}})
