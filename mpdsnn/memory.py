@@ -93,9 +93,10 @@ def estimate(model: nn.Module, sample: Tensor, T: int, device: torch.device) -> 
 
 def check_memory(model: nn.Module, sample: Tensor, T: int, batch_size: int,
                  device: torch.device) -> int:
-    """Raise :class:`UserError` when ``model`` cannot run on ``sample`` at all, or when training it at ``T`` timesteps on batches of
-    ``batch_size`` (the largest batch that runs with gradients or probes in one process) needs
-    more memory than ``device`` has free; else return the estimate in bytes.
+    """Raise :class:`UserError` when ``model`` cannot run on ``sample`` at all, or when training
+    it at ``T`` timesteps on batches of ``batch_size`` (the largest batch that runs with
+    gradients or probes in one process) needs more memory than ``device`` has free; else return
+    the estimate in bytes.
 
     ``sample`` is one unbatched input as the dataset gives it (``[C, H, W]`` or frames
     ``[T, C, H, W]``). Call it inside the run's autocast context: bf16 activations count half.
