@@ -22,6 +22,11 @@ from mpdsnn.data.registry import DataConfig
 from mpdsnn.errors import UserError
 
 
+# Above this, per-timestep threshold buffers (T floats per layer) are allocated while the model is
+# built, before mpdsnn.memory can estimate anything; every real run is far below it.
+MAX_T = 100_000
+
+
 @dataclass
 class TrainConfig:
     method: str = "ds-atgo"
@@ -76,6 +81,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserError(f"{name} must be a positive integer (or null), got {value}")
+        if self.T is not None and self.T > MAX_T:
+            raise UserError(f"T {self.T} is above {MAX_T}: the model alone would allocate "
+                            "per-timestep buffers in every layer before the memory check can run; "
+                            "use a smaller T")
         if self.T == 1 and self.batch_size == 1:
             raise UserError("T 1 with batch_size 1 gives BatchNorm one value per channel, which "
                             "cannot train; use batch_size 2 or more (or T 2 or more)")

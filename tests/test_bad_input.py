@@ -51,6 +51,7 @@ def test_nan_and_inf_options_are_refused(capsys, tmp_path, flags, expected):
     (["--set", "model_options={width: -3}"], "model option width must be a positive number"),
     (["--set", "model_options={width: 2.5}"], "model option width of model 'convnet' must be a positive integer"),
     # found by tests/test_property_inputs.py: each was a traceback
+    (["--T", "1000000000"], "T 1000000000 is above 100000"),  # was killed for memory while building
     (["--T", "1", "--batch-size", "1"], "T 1 with batch_size 1 gives BatchNorm one value per channel"),
     (["--set", "method_options=nan", "--method-option", "fc=1"], "--set method_options=nan is not a mapping"),
 ])

@@ -66,8 +66,8 @@ raw_texts = st.text(alphabet=YAML_CHARS, max_size=80) | st.binary(max_size=80).m
 
 def _up_to_the_first_batch(config: TrainConfig, out: Path, resume: Any = None) -> dict[str, float]:
     """What ``train`` does before its first batch that can refuse an input, without the data:
-    method, dataset, T, device, the model built and run once (``check_memory``, which the
-    trainer calls before training; batch 2 here, so no input is refused for its size)."""
+    method, dataset, T, device, the model built and run once by ``check_memory`` (the trainer's
+    check before training; batch 2 here, so no input is refused for its size)."""
     trainer = Trainer(config, out, resume)
     select_device(config.device)
     shape = trainer.info.input_shape
