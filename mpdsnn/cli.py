@@ -25,7 +25,20 @@ def _key_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value) if value != "" else None
+    try:
+        return key.strip(), yaml.safe_load(value) if value != "" else None
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())
+        raise argparse.ArgumentTypeError(f"{key.strip()}={value!r}: {problem}; quote a string "
+                                         "or write a YAML value such as 1e-4, true, [1, 2]") from None
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad flags get one line (``error: ...``) and exit 2, like every other user error, instead
+    of argparse's multi-line usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -38,7 +51,11 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["tracking"] = False
     overrides.update(dict(args.set or []))
     if args.method_option:
-        overrides["method_options"] = {**overrides.get("method_options", {}), **dict(args.method_option)}
+        given = overrides.get("method_options") or {}
+        if not isinstance(given, dict):
+            raise UserError(f"--set method_options={given} is not a mapping; write "
+                            "--set 'method_options={fc: 1.2}' or use --method-option fc=1.2")
+        overrides["method_options"] = {**given, **dict(args.method_option)}
     return overrides
 
 
@@ -271,7 +288,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mpdsnn", description=__doc__.splitlines()[0])
+    parser = _OneLineParser(prog="mpdsnn", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -424,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).splitlines()), file=sys.stderr)  # one line, always
         return 143 if "stopped by signal" in str(exc) else 2
     except KeyboardInterrupt:
         print("error: interrupted; run the same command with --resume to continue from the last "

@@ -7,6 +7,9 @@ Precedence: defaults < YAML file < command-line flags. Unknown keys and ill-type
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +21,11 @@ import yaml
 from mpdsnn.data.registry import DataConfig
 from mpdsnn.errors import UserError
 from mpdsnn.recipes import Resolved, resolve_layers
+
+
+# Above this, per-timestep threshold buffers (T floats per layer) are allocated while the model is
+# built, before mpdsnn.memory can estimate anything; every real run is far below it.
+MAX_T = 100_000
 
 
 @dataclass
@@ -64,6 +72,8 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         _check_types(self)
+        _check_finite(self)
+        _check_model_options(self)
         positive_ints = ("epochs", "batch_size", "probe_samples")
         for name in positive_ints:
             if getattr(self, name) <= 0:
@@ -72,6 +82,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserError(f"{name} must be a positive integer (or null), got {value}")
+        if self.T is not None and self.T > MAX_T:
+            raise UserError(f"T {self.T} is above {MAX_T}: the model alone would allocate "
+                            "per-timestep buffers in every layer before the memory check can run; "
+                            "use a smaller T")
+        if self.T == 1 and self.batch_size == 1:
+            raise UserError("T 1 with batch_size 1 gives BatchNorm one value per channel, which "
+                            "cannot train; use batch_size 2 or more (or T 2 or more)")
         if self.lr <= 0:
             raise UserError(f"lr must be positive, got {self.lr}")
         for name in ("weight_decay", "momentum", "label_smoothing", "probe_every", "num_workers"):
@@ -139,7 +156,95 @@ def _check_types(config: TrainConfig) -> None:
             setattr(config, f.name, float(value))
 
 
+def _check_finite(config: TrainConfig) -> None:
+    """NaN passes every ``<= 0`` test and inf trains to NaN: a run with either "finishes" at chance
+    accuracy and enters reports, so both are refused wherever a number can appear."""
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{where} must be a finite number, got {value}; give a real value")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, where)
+
+    for f in dataclasses.fields(config):
+        walk(getattr(config, f.name), f.name)
+
+
+def _check_model_options(config: TrainConfig) -> None:
+    """Every model option is a size (width, hidden, input_size): a positive number, an integer
+    where the model's default is one. Checked here so that a bad one is a line naming it, not a
+    traceback from deep inside a layer."""
+    from mpdsnn.data import dataset_info
+    from mpdsnn.models import _MODELS
+
+    name = config.model or dataset_info(config.dataset).default_model
+    builder = _MODELS.get(name)
+    defaults = {p.name: p.default for p in inspect.signature(builder).parameters.values()} if builder else {}
+    for key, value in config.model_options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise UserError(f"model option {key} must be a positive number (a size), got {value!r}")
+        if isinstance(defaults.get(key), int) and not isinstance(value, int):
+            raise UserError(f"model option {key} of model {name!r} must be a positive integer, "
+                            f"got {value!r}")
+
+
+# What DVC pastes into shell commands (stage names, paths): letters, digits, '.', '_', '-' only,
+# so a name can neither break out of its quotes nor start an option.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_name(kind: str, name: Any, source: str) -> None:
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise UserError(f"{source}: {kind} {name!r} is not a safe name; use letters, digits, "
+                        "'.', '_' and '-' only (names go into the pipeline's shell commands)")
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{where} must be a mapping of key: value, got {value!r}; "
+                        "see params.yaml of the default pipeline for the layout")
+    return value
+
+
+def check_params_layout(params: dict[str, Any], source: str) -> None:
+    """A DVC params.yaml's shape, checked before any of it is used: ``train``, ``datasets.*`` and
+    ``method_options.*`` are mappings, and every name DVC interpolates into a stage command
+    (``pipeline``, ``methods``, ``datasets_run``, dataset and method names, option keys) is a
+    SAFE_NAME. The pipelines' first stage (``prepare``) runs this, so a bad name stops
+    ``dvc repro`` before any train command is run."""
+    _mapping(params.get("train"), f"{source}: train")
+    for section, kind in (("datasets", "dataset"), ("method_options", "method")):
+        for name, block in _mapping(params.get(section), f"{source}: {section}").items():
+            check_name(kind, name, source)
+            for key in _mapping(block, f"{source}: {section}.{name}"):
+                if not isinstance(key, str) or not _SAFE_KEY.fullmatch(key):
+                    raise UserError(f"{source}: key {key!r} in {section}.{name} is not a valid "
+                                    "option name; use letters, digits and '_'")
+    if "pipeline" in params:
+        check_name("pipeline", params["pipeline"], source)
+    for section, kind in (("methods", "method"), ("datasets_run", "dataset")):
+        names = params.get(section)
+        if names is None:
+            continue
+        if not isinstance(names, list):
+            raise UserError(f"{source}: {section} must be a list of names, got {names!r}")
+        for name in names:
+            check_name(kind, name, source)
+    seeds = params.get("seeds")
+    if seeds is not None and (not isinstance(seeds, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise UserError(f"{source}: seeds must be a list of integers, got {seeds!r}")
+
+
 def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[str, Any]:
+    if not isinstance(override, dict):
+        raise UserError(f"{source} must be a mapping of config keys to values, got {override!r}")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(override) - known)
     if unknown:
@@ -149,13 +254,26 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[s
     return {**base, **override}
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where it is."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return " ".join(str(getattr(exc, "problem", None) or exc).split()) + where
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a folder; pass the YAML file inside it") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not text (binary content); pass a YAML file") from None
+    except OSError as exc:
+        raise UserError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML: {exc}") from None
+        raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -189,6 +307,7 @@ def resolve_params(params_file: Path, dataset: str, method: str, seed: int,
 
     params = read_yaml(params_file)
     source = f"{params_file}"
+    check_params_layout(params, source)
     resolved, options = resolve_layers(params, source, dataset, method, method_card(method),
                                        dataset_info(dataset).default_model)
     merge({}, resolved.values, f"{source} (train, datasets.{dataset}, card, "

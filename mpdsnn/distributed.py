@@ -20,8 +20,10 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Callable, Sequence, TypeVar
 
 import torch
@@ -32,6 +34,20 @@ from mpdsnn.errors import UserError
 from mpdsnn.neuron import AdaptiveThreshold
 
 R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+# What `torch.distributed`'s env:// rendezvous reads; torchrun sets them all.
+RENDEZVOUS_VARS = ("RANK", "MASTER_ADDR", "MASTER_PORT")
+# How long the processes of a job may take to find each other (PyTorch waits 30 min, silently).
+JOIN_TIMEOUT_S = float(os.environ.get("MPDSNN_JOIN_TIMEOUT_S", "60"))
+
+
+def _env_int(name: str, default: str) -> int:
+    text = os.environ.get(name, default)
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"environment variable {name}={text!r} is not an integer; fix or unset it") from None
 
 
 @dataclass
@@ -48,11 +64,49 @@ class Distributed:
 
     @classmethod
     def from_env(cls) -> "Distributed":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        """Read torchrun's variables. WORLD_SIZE > 1 without the others (a leftover ``export``)
+        is refused: it would fail with a KeyError or wait 30 minutes for partners."""
+        world = _env_int("WORLD_SIZE", "1")
         if world <= 1:
             return cls()
-        return cls(rank=int(os.environ["RANK"]), world_size=world,
-                   local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        missing = [name for name in RENDEZVOUS_VARS if not os.environ.get(name)]
+        if missing:
+            raise UserError(f"WORLD_SIZE={world} is set but {', '.join(missing)} "
+                            f"{'is' if len(missing) == 1 else 'are'} not: start the processes with "
+                            "torchrun, or unset WORLD_SIZE for a single-process run")
+        rank = _env_int("RANK", "0")
+        if not 0 <= rank < world:
+            raise UserError(f"RANK={rank} is outside 0..{world - 1} (WORLD_SIZE={world}); start the "
+                            "processes with torchrun, or unset WORLD_SIZE and RANK")
+        return cls(rank=rank, world_size=world, local_rank=_env_int("LOCAL_RANK", "0"))
+
+
+def init_process_group(backend: str, join_timeout_s: float | None = None) -> None:
+    """``dist.init_process_group(backend)`` for ``from_env``'s job, except that the processes
+    must find each other within ``join_timeout_s`` (default JOIN_TIMEOUT_S, env
+    MPDSNN_JOIN_TIMEOUT_S) or every one of them stops with a :class:`UserError`, instead of
+    PyTorch's silent 30-minute wait. Collectives keep PyTorch's own timeout (rank 0 may spend
+    minutes downloading while the others wait). Under torchrun the agents have already met:
+    its store is used as PyTorch would."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        dist.init_process_group(backend)
+        return
+    me = Distributed.from_env()
+    host, port = os.environ["MASTER_ADDR"], _env_int("MASTER_PORT", "0")
+    timeout = JOIN_TIMEOUT_S if join_timeout_s is None else join_timeout_s
+    log.info("rank %d of %d: waiting up to %g s for the others at %s:%d",
+             me.rank, me.world_size, timeout, host, port)
+    try:
+        store = dist.TCPStore(host, port, me.world_size, is_master=me.rank == 0,
+                              timeout=timedelta(seconds=timeout), wait_for_workers=True)
+    except (RuntimeError, OSError) as exc:  # DistStoreError / DistNetworkError are RuntimeErrors
+        raise UserError(
+            f"rank {me.rank}: the {me.world_size} processes did not meet at {host}:{port} within "
+            f"{timeout:g} s ({type(exc).__name__}); start all of them (torchrun does), raise "
+            "MPDSNN_JOIN_TIMEOUT_S, or unset WORLD_SIZE, RANK, MASTER_ADDR and MASTER_PORT for "
+            "a single-process run") from None
+    store.set_timeout(timedelta(minutes=30))  # PyTorch's default for everything after the meeting
+    dist.init_process_group(backend, store=store, rank=me.rank, world_size=me.world_size)
 
 
 def active() -> bool:

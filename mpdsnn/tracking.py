@@ -21,16 +21,23 @@ Usage (the engine logs from rank 0 only)::
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
+import signal
+import socket
+import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 
@@ -42,11 +49,15 @@ DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 # An unreachable server should cost seconds: MLflow's defaults (7 retries with exponential
 # backoff, 120 s timeout) would stall training for minutes. Only set when the user has not.
+# Worst case once the store was reachable: 2 tries x 5 s + 1 s backoff, then the tracker is off.
 _HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
 }
+# The pre-flight's limit: a server that accepts connections but never answers would otherwise
+# cost MLflow's full timeout and retries before the first warning.
+PREFLIGHT_TIMEOUT_S = 5.0
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 # MLflow limits (mlflow.utils.validation): params per batch, metrics per batch, param value length.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _MAX_PARAM_LEN = 100, 1000, 6000
@@ -130,6 +141,52 @@ def _store_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class StoreUnusable(Exception):
+    """The pre-flight found the tracking store unusable; the message says why."""
+
+
+def _check_sqlite_store(db: Path) -> None:
+    """Open the SQLite file once, directly: a folder, a non-database file or an unwritable
+    location fail here at once, where MLflow would retry its engine for ~2 minutes first."""
+    if db.is_dir():
+        raise StoreUnusable(f"{db} is a folder, not a database file; point the URI at a file "
+                            f"such as sqlite:///{(db / DB_NAME).as_posix()}")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with closing(sqlite3.connect(db, timeout=PREFLIGHT_TIMEOUT_S)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreUnusable(f"{db}: {exc}") from None
+
+
+def _check_http_store(uri: str) -> None:
+    """One HTTP request with a short timeout: any answer (any status) means the server is
+    alive; silence for PREFLIGHT_TIMEOUT_S seconds means tracking is off for this run."""
+    parts = urlsplit(uri)
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=PREFLIGHT_TIMEOUT_S,
+            context=ssl._create_unverified_context())  # liveness only; MLflow checks the certificate
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=PREFLIGHT_TIMEOUT_S)
+    try:
+        conn.request("GET", (parts.path.rstrip("/") or "") + "/health")
+        conn.getresponse().read(0)
+    except (OSError, http.client.HTTPException) as exc:
+        raise StoreUnusable(f"no answer from {uri} within {PREFLIGHT_TIMEOUT_S:g} s "
+                            f"({type(exc).__name__}: {exc})") from None
+    finally:
+        conn.close()
+
+
+def preflight(uri: str) -> None:
+    """Raise StoreUnusable, in seconds, for a store MLflow would spend minutes retrying."""
+    if db := _sqlite_path(uri):
+        _check_sqlite_store(db)
+    elif uri.startswith(("http://", "https://")):
+        _check_http_store(uri)
 
 
 class _DropRetryWarnings(logging.Filter):
@@ -262,9 +319,14 @@ class Tracker:
         self._guard("log_model", call)
 
     def finish(self, status: str = "FINISHED") -> None:
-        """End the run with `status` (FINISHED, FAILED or KILLED); later calls are no-ops."""
+        """End the run with `status` (FINISHED, FAILED or KILLED); later calls are no-ops.
+
+        FAILED while a KeyboardInterrupt is being handled becomes KILLED: Ctrl+C is the user
+        stopping the run, whichever ``except`` clause of the caller catches it."""
         if status not in _STATUSES:
             raise ValueError(f"unknown run status {status!r}; valid: {', '.join(_STATUSES)}")
+        if status == "FAILED" and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            status = "KILLED"
         self._guard("finish", lambda client: client.set_terminated(self.run_id, status))
         self._client = None
 
@@ -297,6 +359,7 @@ def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enable
     artifacts = _artifact_root(uri)
     location = (artifacts / experiment).as_uri() if artifacts else None
     try:
+        preflight(uri)
         from mlflow.tracking import MlflowClient
 
         with _quiet_http_retries():
@@ -313,25 +376,85 @@ def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enable
     return Tracker(client, run.info.run_id, uri)
 
 
-def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Serve the MLflow UI for the store (`mlflow ui`) until Ctrl+C; returns its exit code.
+def _check_port(host: str, port: int) -> None:
+    """Bind the address once ourselves: `mlflow ui` reports a busy port in its log and exits 0."""
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a TCP port; use one in 1-65535, e.g. --port 5000")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        with socket.create_server(("127.0.0.1", 0)) as free:
+            other = free.getsockname()[1]
+        raise UserError(f"cannot serve the UI on {host}:{port} ({exc.strerror or exc}); another "
+                        f"program holds it or the address is not this machine's: pass a free "
+                        f"port such as --port {other}, or another --host") from None
 
-    Binds 127.0.0.1 unless told otherwise. MLflow's background job runner (GenAI evaluation
-    jobs, 7 extra processes) is switched off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set.
+
+def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM to the server and its workers (one process group), SIGKILL after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace_s)
+            os.killpg(proc.pid, 0)  # the leader is gone: are workers left?
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.2 if sig == signal.SIGTERM else 0)
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
+    """Serve the MLflow UI for the store (`mlflow ui`) until Ctrl+C or SIGTERM.
+
+    Binds 127.0.0.1 unless told otherwise, refuses a busy or invalid port before starting, and
+    runs one worker (a local browser needs no more, and it answers in a few seconds instead of
+    ~20). The server and its workers run in their own process group, stopped together on
+    SIGTERM/SIGINT; returns 128 + the signal then, or the server's exit code if it stops on its
+    own (1 where it would say 0: `mlflow ui` only exits by itself when it could not serve).
+    MLflow's background job runner (GenAI evaluation jobs, 7 extra processes) is switched off
+    unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set.
     """
     uri = resolve_tracking_uri(uri)
     if uri.startswith(("http://", "https://")):
         raise UserError(f"{uri} is already an MLflow server: open it in a browser, or pass a "
                         "database URI such as sqlite:///path/to/mlflow.db to serve that store")
+    _check_port(host, port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", host, "--port", str(port)]
+           "--host", host, "--port", str(port), "--workers", "1"]
     if artifacts := _artifact_root(uri):
         cmd += ["--artifacts-destination", artifacts.as_uri()]
     env = {**os.environ}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     _log.info("MLflow UI for %s at http://%s:%d (Ctrl+C stops it)", uri, host, port)
-    with subprocess.Popen(cmd, env=env) as proc:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:  # the server got the same Ctrl+C and is shutting down
-            return proc.wait()
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise _Stopped(signum)
+
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    handlers = ({sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+                if threading.current_thread() is threading.main_thread() else {})
+    try:
+        code = proc.wait()
+    except _Stopped as stopped:
+        _stop_group(proc)
+        return 128 + stopped.signum
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+    _stop_group(proc, grace_s=2.0)  # workers a crashed server left behind
+    if code == 0:
+        _log.error("mlflow ui exited on its own; see its messages above")
+        return 1
+    return 128 - code if code < 0 else code

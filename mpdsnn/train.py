@@ -38,6 +38,7 @@ from mpdsnn.neuron import AdaptiveThreshold, fuse_neurons
 from mpdsnn.probes import HIST_EDGES, ProbeResult, run_probes
 from mpdsnn.provenance import environment
 from mpdsnn.lifecycle import stop_with_parent
+from mpdsnn.memory import check_memory
 from mpdsnn.runfolder import layout
 from mpdsnn.runfolder.checkpoint import load_checkpoint, save_checkpoint
 from mpdsnn.runfolder.fingerprint import changed_keys, code_hash
@@ -299,6 +300,9 @@ class Trainer:
         on_reference = fuse_neurons(model, c.neuron_backend)
         if on_reference and c.neuron_backend == "fused":
             log.info("%d spiking layers use the reference neuron (not fusable)", len(on_reference))
+        with self._autocast():  # refuse in seconds a run the machine cannot hold (mpdsnn.memory)
+            check_memory(model, sample, self.T, max(c.batch_size // self.dist.world_size,
+                                                    c.probe_samples), self.device)
         if c.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         if self.dist.world_size > 1:

@@ -366,27 +366,26 @@ def test_open_ui_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     seen: dict = {}
 
     class FakePopen:
-        def __init__(self, cmd: list[str], env: dict) -> None:
-            seen["cmd"], seen["env"] = cmd, env
+        pid = -1
 
-        def __enter__(self) -> FakePopen:
-            return self
-
-        def __exit__(self, *_: object) -> None:
-            pass
+        def __init__(self, cmd: list[str], env: dict, start_new_session: bool) -> None:
+            seen["cmd"], seen["env"], seen["session"] = cmd, env, start_new_session
 
         def wait(self) -> int:
             return 3
 
     monkeypatch.setattr(tracking.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(tracking, "_stop_group", lambda proc, grace_s=10.0: seen.setdefault("stopped", proc))
     (tmp_path / ".dvc").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert open_ui(port=5123) == 3
+    port = free_port()
+    assert open_ui(port=port) == 3
     root = tmp_path.resolve()
     assert seen["cmd"][1:] == ["-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-                               "--host", "127.0.0.1", "--port", "5123",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                                "--artifacts-destination", (root / "mlartifacts").as_uri()]
     assert seen["env"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert seen["session"] is True and isinstance(seen["stopped"], FakePopen)
     with pytest.raises(UserError, match="already an MLflow server"):
         open_ui("http://127.0.0.1:5000")
 
@@ -406,3 +405,168 @@ def test_deleted_experiment_is_restored(store_uri: str) -> None:
     assert tracker.active
     assert client.get_experiment_by_name("mpdsnn-test").lifecycle_stage == "active"
     tracker.finish()
+
+
+# ------------------------------------------------ issue 13: stores that would cost minutes
+
+def _open_and_log(uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> tuple[float, list[str]]:
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        tracker = open_tracker("stalled", "mpdsnn-test", TAGS, uri=uri)
+        tracker.log_params({"a": 1})
+        tracker.log_metrics({"x": 1.0}, step=1)
+        tracker.log_artifacts(run_folder(tmp_path))
+        tracker.finish()
+    assert not tracker.active
+    return time.monotonic() - started, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_sqlite_uri_of_a_folder_warns_once_in_seconds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Was 111 s of MLflow's engine retries per run."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    elapsed, warnings = _open_and_log(f"sqlite:///{folder}", tmp_path, caplog)
+    assert len(warnings) == 1 and f"{folder} is a folder, not a database file" in warnings[0]
+    assert elapsed < 5, f"{elapsed:.1f} s"
+    assert list(folder.iterdir()) == []
+
+
+def test_sqlite_uri_of_a_non_database_file_warns_once_in_seconds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes, not a database\n" * 100)
+    elapsed, warnings = _open_and_log(f"sqlite:///{notes}", tmp_path, caplog)
+    assert len(warnings) == 1 and "file is not a database" in warnings[0]
+    assert elapsed < 5, f"{elapsed:.1f} s"
+    assert notes.read_text().startswith("these are my notes")
+
+
+def test_server_that_accepts_but_never_answers_warns_once_in_seconds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A real socket on 127.0.0.1 that completes TCP handshakes (listen backlog) and never
+    replies. Was 33-40 s (MLflow's read timeout x retries)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        elapsed, warnings = _open_and_log(uri, tmp_path, caplog)
+    assert len(warnings) == 1, warnings
+    assert f"no answer from {uri} within {tracking.PREFLIGHT_TIMEOUT_S:g} s" in warnings[0]
+    assert elapsed < tracking.PREFLIGHT_TIMEOUT_S + 3, f"{elapsed:.1f} s"
+
+
+def test_ctrl_c_marks_the_run_killed_whatever_the_caller_catches(store_uri: str) -> None:
+    """docs/tracking.md: Ctrl+C -> KILLED. The engine's ``except BaseException`` finishes the
+    run as FAILED; a KeyboardInterrupt being handled turns that into KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    tracker = open_tracker("ctrl-c", "mpdsnn-test", {}, uri=store_uri)
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            raise KeyboardInterrupt
+        except BaseException:
+            tracker.finish("FAILED")
+            raise
+    assert MlflowClient(store_uri).get_run(tracker.run_id).info.status == "KILLED"
+    crashed = open_tracker("crash", "mpdsnn-test", {}, uri=store_uri)
+    try:
+        raise RuntimeError("a real failure")
+    except RuntimeError:
+        crashed.finish("FAILED")
+    assert MlflowClient(store_uri).get_run(crashed.run_id).info.status == "FAILED"
+
+
+def test_ctrl_c_during_training_records_killed(store_uri: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path: the trainer is interrupted in its first epoch (what Ctrl+C raises)."""
+    from mlflow.tracking import MlflowClient
+
+    from mpdsnn.config import build_config
+    from mpdsnn.train import Trainer, train
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
+    config = build_config(None, {"dataset": "digits", "method": "vanilla", "epochs": 1,
+                                 "limit_batches": 1, "tracking_uri": store_uri,
+                                 "experiment": "ctrl-c", "device": "cpu"})
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run")
+    client = MlflowClient(store_uri)
+    runs = client.search_runs([client.get_experiment_by_name("ctrl-c").experiment_id])
+    assert [r.info.status for r in runs] == ["KILLED"]
+
+
+# ------------------------------------------------ issue 13: `mpdsnn ui` exit codes and stopping
+
+def _ui(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mpdsnn.cli", "ui", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                            **kwargs)
+
+
+def test_ui_on_a_busy_port_exits_2_in_seconds(tmp_path: Path) -> None:
+    """Was: mlflow ui logged "Address already in use" and `mpdsnn ui` exited 0 after ~25 s."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        started = time.monotonic()
+        proc = _ui("--uri", f"sqlite:///{tmp_path}/mlflow.db", "--port", str(port))
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot serve the UI on 127.0.0.1:{port}") and "--port" in last
+    assert time.monotonic() - started < 15
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_ui_refuses_a_port_outside_the_tcp_range(tmp_path: Path, port: str) -> None:
+    proc = _ui("--uri", f"sqlite:///{tmp_path}/mlflow.db", f"--port={port}")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1] == (f"error: --port {port} is not a TCP port; use one in "
+                                            "1-65535, e.g. --port 5000")
+
+
+def _serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_mpdsnn_ui_stops_the_server_and_its_workers(
+        tmp_path: Path, template_db: Path, sig: signal.Signals) -> None:
+    """Was: SIGTERM to `mpdsnn ui` left `mlflow ui` and its workers serving the port. The
+    signal goes to mpdsnn's pid only, as a service manager or `kill PID` would send it."""
+    db = tmp_path / "mlflow.db"
+    shutil.copy(template_db, db)
+    port = free_port()
+    proc = _ui("--uri", f"sqlite:///{db}", "--port", str(port))
+    try:
+        deadline = time.monotonic() + 90
+        while not _serving(port):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the UI did not answer within 90 s"
+            time.sleep(0.3)
+        pattern = f"mlflow.*--port {port}"
+        running = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        assert len(running) >= 2, running  # `mlflow ui` and its worker (the pattern matches)
+        proc.send_signal(sig)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 128 + sig
+        assert not _serving(port)
+        with socket.create_server(("127.0.0.1", port)):  # the port is free again
+            pass
+        leftover = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        assert leftover.returncode == 1 and leftover.stdout == "", "still running: " + leftover.stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,75 @@
+"""Shell injection through params.yaml (issue 13, item 9): a method name went unquoted into the
+train stages' commands, so ``methods: ["vanilla;echo INJECTED >FILE;#"]`` ran the echo. Now the
+first stage (``prepare``, which checks every name) stops the real ``dvc repro``, the commands
+quote what they interpolate, and nothing is executed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DVC_FILES = [REPO / "dvc.yaml", *sorted(REPO.glob("pipelines/*/dvc.yaml"))]
+
+pytestmark = pytest.mark.slow
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(PATH=f"{BIN}:{env['PATH']}", PYTHONPATH=str(cwd), DVC_NO_ANALYTICS="1",
+               OMP_NUM_THREADS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the default pipeline (digits, one seed) whose prepare stage has already run."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("mpdsnn", "baselines"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.update(methods=["vanilla"], datasets_run=["digits"], seeds=[0])
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "pipeline"], ["dvc", "repro", "prepare"]):
+        result = _run(cmd, root)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+@pytest.mark.parametrize("name", ["vanilla;echo INJECTED >FILE;#", "vanilla';echo INJECTED >FILE;'",
+                                  "$(echo INJECTED >FILE)", "vanilla name"])
+def test_an_injected_method_name_stops_dvc_repro_and_runs_nothing(project, name):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.update(methods=[name], datasets_run=["digits"], seeds=[0])
+    params["method_options"][name] = {}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = _run(["dvc", "repro"], project)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert f"method {name!r} is not a safe name" in output, output
+    assert "Running stage 'train@" not in output, output
+    assert not list(project.rglob("FILE")), "the injected command ran"
+    assert not (project / "runs").exists()
+
+
+def test_every_stage_command_quotes_what_it_interpolates():
+    """Each ``${...}`` in a ``cmd`` sits inside single quotes (the names are also checked, so
+    none can hold a quote)."""
+    for path in DVC_FILES:
+        stages = yaml.safe_load(path.read_text())["stages"]
+        for name, stage in stages.items():
+            cmd = (stage.get("do") or stage)["cmd"]
+            for word in cmd.split():
+                if "${" in word:
+                    value = word.split("=", 1)[1] if word.startswith("MPDSNN_DVC_STAGE=") else word
+                    assert value.startswith("'") and value.endswith("'"), f"{path}: {name}: {word}"
