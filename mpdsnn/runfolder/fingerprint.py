@@ -94,7 +94,11 @@ def stage_key(params: dict[str, Any], dataset: str, method: str, seed: int,
     params.yaml without torch, so a stage whose finished run already has this key returns at
     once (``mpdsnn pipeline train`` trained it in a shared process)."""
     asked = {key: params.get(key) for key in STAGE_SECTIONS}
-    asked.update(dataset_section=(params.get("datasets") or {}).get(dataset),
-                 method_section=(params.get("method_options") or {}).get(method),
+    def section(name: str, key: str) -> Any:  # a malformed file is refused later, with its line
+        block = params.get(name)
+        return block.get(key) if isinstance(block, dict) else block
+
+    asked.update(dataset_section=section("datasets", dataset),
+                 method_section=section("method_options", method),
                  dataset=dataset, method=method, seed=seed, flags=flags, code=code)
     return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()[:16]
