@@ -174,9 +174,10 @@ def _check_finite(config: TrainConfig) -> None:
 
 
 def _check_model_options(config: TrainConfig) -> None:
-    """Every model option is a size (width, hidden, input_size): a positive number, an integer
-    where the model's default is one. Checked here so that a bad one is a line naming it, not a
-    traceback from deep inside a layer."""
+    """A model option takes its default's kind: a choice (a string, e.g. ``init``) stays a
+    string; a size (width, hidden, input_size) is a positive number, an integer where the
+    model's default is one. Checked here so that a bad one is a line naming it, not a traceback
+    from deep inside a layer."""
     from mpdsnn.data import dataset_info
     from mpdsnn.models import _MODELS
 
@@ -184,6 +185,11 @@ def _check_model_options(config: TrainConfig) -> None:
     builder = _MODELS.get(name)
     defaults = {p.name: p.default for p in inspect.signature(builder).parameters.values()} if builder else {}
     for key, value in config.model_options.items():
+        if isinstance(defaults.get(key), str):
+            if not isinstance(value, str):
+                raise UserError(f"model option {key} of model {name!r} must be a name such as "
+                                f"{defaults[key]!r}, got {value!r}")
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise UserError(f"model option {key} must be a positive number (a size), got {value!r}")
         if isinstance(defaults.get(key), int) and not isinstance(value, int):

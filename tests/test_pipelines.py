@@ -92,8 +92,10 @@ def test_stages_use_the_pipeline_commands(name):
     assert "--resume " not in stages["train"]["cmd"] + " "
     assert stages["report"]["cmd"] == "mpdsnn report runs --out reports"
     assert stages["report"]["outs"] == [{"reports": {"cache": False}}]
-    checkpoints = [o for o in stages["train"]["outs"] if isinstance(o, dict)]
-    assert checkpoints and list(checkpoints[0].values())[0] == {"persist": True, "cache": False}
+    outs = {next(iter(o)): next(iter(o.values())) for o in stages["train"]["outs"]}
+    assert outs["runs/${pipeline}/${item.dataset}/${item.method}/seed${item.seed}"] == {"persist": True}
+    assert outs["checkpoints/${pipeline}/${item.dataset}/${item.method}/seed${item.seed}"] == \
+        {"persist": True, "cache": False}
     assert "../../baselines" in stages["train"]["deps"]
 
 
@@ -452,12 +454,14 @@ def test_a_hand_edit_or_a_new_pipeline_is_caught_and_rendered(tmp_path, capsys):
     shutil.copytree(REPO / "pipelines", repo / "pipelines", ignore=shutil.ignore_patterns("reports", "runs"))
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO / name, repo / name)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     (repo / "pipelines/cifar10/dvc.yaml").write_text("stages: {}\n")
     assert main(["pipeline", "render", "--check", "--repo", str(repo)]) == 1
     assert "pipelines/cifar10/dvc.yaml" in capsys.readouterr().out
     assert main(["pipeline", "new", "tiny", "--dataset", "digits", "--repo", str(repo)]) == 0
     stages = yaml.safe_load((repo / "pipelines/tiny/dvc.yaml").read_text())["stages"]
     assert "always_changed" not in stages["prepare"]["do"]  # embedded data: repro stays a no-op
+    assert (repo / "pipelines/tiny/.dvc/config").is_file()  # a DVC project of its own
     params = yaml.safe_load((repo / "pipelines/tiny/params.yaml").read_text())
     assert params["methods"] == ["ds-atgo", "vanilla"] and params["datasets_run"] == ["digits"]
     assert main(["pipeline", "new", "tiny", "--dataset", "digits", "--repo", str(repo)]) == 2
