@@ -46,14 +46,14 @@ class LIFNode(nn.Module):
         self.decay, self.threshold, self.surrogate = decay, threshold, surrogate
         self.recording = False  # set by record_traces(); costs nothing when False
         self.trace: NeuronTrace | None = None
-        self.backend = "reference"  # "fused": mpdsnn.neuron.fused where eligible (fuse_neurons)
+        self.backend = "reference"  # or "fused"/"compiled" where eligible (fuse_neurons)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype in (torch.float16, torch.bfloat16):
             # Under autocast the BN output is half precision; thresholds, spikes and the AT
             # statistics need fp32 (bf16 resolves ~2^-8 near theta). Spikes are exact in any dtype.
             return self.forward(x.float()).to(x.dtype)
-        if self.backend == "fused" and not self.recording and can_fuse(self):
+        if self.backend in ("fused", "compiled") and not self.recording and can_fuse(self):
             return fused_lif(self, x)
         tau, in_scale = self.decay()
         u = torch.zeros_like(x[0])
