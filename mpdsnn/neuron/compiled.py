@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.fx.experimental._config as fx_config
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -87,7 +88,10 @@ class _Kernel:
             self.compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
         try:
             t0 = time.perf_counter()
-            out = self.compiled(*args)
+            # Each step's tensors are views at different offsets of one [T, n] buffer: without
+            # this, "duck sizing" ties offsets to sizes that happen to match and recompiles.
+            with fx_config.patch(use_duck_shape=False):
+                out = self.compiled(*args)
         except Exception as exc:  # no compiler, unsupported platform or op: the fused backend
             _Kernel.failed = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
             log.warning("torch.compile failed (%s); the neuron falls back to the fused backend",
@@ -136,8 +140,8 @@ def _forward(x: Tensor, tau: Tensor, in_scale: Tensor,
             else:
                 CHARGE(u_all[t - 1], fires[-1], flat_x[t], tau, in_scale, u_all[t], spikes[t - 1])
             fire, width = step(u_all[t].view(shape), t)
-            fires.append(fire)
-            widths.append(width)
+            fires.append(fire.detach())  # the kernels' guards do not then depend on grad mode
+            widths.append(width.detach())
         torch.ge(u_all[T - 1], fires[-1], out=spikes[T - 1])
     return spikes.view(x.shape), u_all.view(x.shape), fires, widths
 
@@ -148,7 +152,7 @@ class CompiledLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, tau: Tensor, in_scale: Tensor,  # type: ignore[override]
                 fire_in: Tensor | None, step: StepFn, unit_scale: bool) -> Tensor:
-        spikes, u_all, fires, widths = _forward(x, tau, in_scale, step)
+        spikes, u_all, fires, widths = _forward(x, tau.detach(), in_scale.detach(), step)
         ctx.fires, ctx.widths, ctx.unit_scale = fires, widths, unit_scale
         ctx.save_for_backward(u_all, tau, in_scale, x if ctx.needs_input_grad[2] else None)
         return spikes
@@ -169,7 +173,7 @@ class CompiledLIF(torch.autograd.Function):
                 fire_parts.append(LAST_GRAD(flat_u[t], fire, width, flat_g[t], grad_u_all[t]))
             else:
                 tau_part, fire_part = GRAD(flat_u[t], fire, width, flat_g[t], grad_u_all[t + 1],
-                                           tau, grad_u_all[t])
+                                           tau.detach(), grad_u_all[t])
                 tau_parts.append(tau_part)
                 fire_parts.append(fire_part)
         grad_scale = None
@@ -193,7 +197,7 @@ def compiled_lif(x: Tensor, tau: Tensor | float, in_scale: Tensor | float, fire_
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(a, Tensor) and a.requires_grad for a in (x, tau_t, scale_t, fire_in))
     if not needs_grad:
-        return _forward(x, tau_t, scale_t, step)[0]
+        return _forward(x, tau_t.detach(), scale_t.detach(), step)[0]
     return CompiledLIF.apply(x, tau_t, scale_t, fire_in, step, unit_scale)
 
 
