@@ -162,7 +162,7 @@ def test_a_failed_compilation_warns_once_and_runs_fused(monkeypatch, caplog):
 
     monkeypatch.setattr(torch, "compile", broken)
     monkeypatch.setattr(compiled._Kernel, "failed", None)
-    for kernel in (compiled.CHARGE, compiled.LAST_GRAD, compiled.GRAD):
+    for kernel in compiled.KERNELS:
         monkeypatch.setattr(kernel, "compiled", None)
     ref, fast = _pair(_node("ds-atgo", {}, 4))
     with caplog.at_level(logging.WARNING, logger="mpdsnn.neuron.compiled"):
