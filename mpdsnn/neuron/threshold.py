@@ -64,7 +64,8 @@ def mpd_statistics(u: Tensor, sync: bool = False) -> tuple[Tensor, Tensor]:
     if u.numel() < 2:
         return u.mean(), torch.zeros((), dtype=u.dtype, device=u.device)
     x = u.reshape(-1) if u.dtype in (torch.float32, torch.float64) else u.float().reshape(-1)
-    if x.device.type != "cpu":  # one Welford kernel there: a single pass, no host sync
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
+        # One Welford reduction on CUDA and under inductor: a single pass, no host sync.
         std, mean = torch.std_mean(x)
         return mean.to(u.dtype), std.to(u.dtype)
     mean, var = _one_pass_moments(x)
