@@ -149,6 +149,10 @@ def test_compiled_code_is_cached_in_the_project(monkeypatch):
     import torch._inductor.config as inductor_config
 
     assert inductor_config.fx_graph_cache
+    torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)  # sets inductor's own default
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", compiled._inductor_default())
+    compiled.use_project_cache()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(root / "build" / "inductor")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/else")
     compiled.use_project_cache()  # a user's choice is kept
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/else"

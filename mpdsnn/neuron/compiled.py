@@ -144,13 +144,24 @@ def available() -> bool:
 
 def use_project_cache() -> None:
     """Keep inductor's compiled code in the project's ignored ``build/inductor`` (when running
-    from a checkout and ``TORCHINDUCTOR_CACHE_DIR`` is unset), with the FX graph cache on."""
+    from a checkout and ``TORCHINDUCTOR_CACHE_DIR`` is not the user's choice), with the FX graph
+    cache on. Inductor writes its own default (a temporary folder) into the variable as soon as
+    anything touches it (creating an optimizer does), so that value counts as unset."""
     root = Path(__file__).resolve().parents[2]
-    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ and (root / "pyproject.toml").is_file():
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if (current is None or current == _inductor_default()) and (root / "pyproject.toml").is_file():
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(root / "build" / "inductor")
     import torch._inductor.config as inductor_config  # reads the variable above on first import
 
     inductor_config.fx_graph_cache = True
+
+
+def _inductor_default() -> str | None:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # moved in another torch version: only an unset variable counts
+        return None
+    return os.path.abspath(default_cache_dir())
 
 
 # --- the loops --------------------------------------------------------------------------------
