@@ -14,9 +14,13 @@ Forward values are bitwise those of the reference: the charge uses the same oper
 order, and the threshold policy and width rule are the layer's own modules called per timestep
 (so AT's statistics and its ``running`` update are the reference's).
 
+The ``compiled`` backend (:mod:`mpdsnn.neuron.compiled`) runs these loops with each step's
+elementwise work compiled into one kernel; this module dispatches to it.
+
 Usage::
 
     fuse_neurons(model)         # every eligible LIFNode now runs FusedLIF; probes still work
+    fuse_neurons(model, "compiled")  # the same loops as compiled kernels
     fused_lif(node, currents)   # or call it directly: [T, N, ...] -> spikes [T, N, ...]
 """
 
@@ -83,14 +87,15 @@ def fused_lif(node: nn.Module, x: Tensor) -> Tensor:
 
 
 def fuse_neurons(model: nn.Module, backend: str = "fused") -> list[str]:
-    """Set every LIFNode of ``model`` to ``backend``; returns the names of the layers that stay
-    on the reference because :func:`can_fuse` rejects them (e.g. sigmoid surrogates)."""
+    """Set every LIFNode of ``model`` to ``backend`` (:data:`BACKENDS`); returns the names of the
+    layers that stay on the reference because :func:`can_fuse` rejects them (e.g. sigmoid
+    surrogates)."""
     from mpdsnn.neuron.lif import spiking_layers  # lif.py imports this module
 
     if backend not in BACKENDS:
         raise UserError(f"unknown neuron backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     if backend == "compiled":
-        compiled.use_project_cache()  # before anything else in the process imports inductor
+        compiled.use_project_cache()  # compiled code goes to the project's build/inductor
     skipped = []
     for name, node in spiking_layers(model):
         node.backend = backend
