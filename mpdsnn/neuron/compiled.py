@@ -120,14 +120,15 @@ class _Kernel:
             with fx_config.patch(use_duck_shape=False):
                 out = self.compiled(*args)
         except Exception as exc:  # no compiler, unsupported platform or op: the fused backend
-            _Kernel.failed = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+            _Kernel.failed = f"{type(exc).__name__}: {first_line}"
             log.warning("torch.compile failed (%s); the neuron falls back to the fused backend",
                         _Kernel.failed)
             return self.fn(*args)
         if self.first_call_s is None:
             self.first_call_s = time.perf_counter() - t0
-            log.info("compiled %s in %.1f s (inductor cache: %s)", self.fn.__name__,
-                     self.first_call_s, os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
+            log.info("first call of compiled %s: %.1f s (compiling, or loading from %s)",
+                     self.fn.__name__, self.first_call_s, os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
         return out
 
 
