@@ -1,7 +1,8 @@
 """Neuron-level candidates: one spiking layer, forward + backward over ``[T, N, C, H, W]``.
 
 Ours (fixed LIF = the ``fixed`` method's neuron, and DS-ATGO's neuron, each on the reference,
-fused and compiled backends) against the two libraries the field uses, configured as the same neuron:
+fused and compiled backends) against the two libraries the field uses, configured as the same
+neuron:
 ``U(t) = 0.2 U(t-1) (1 - S(t-1)) + I(t)``, ``S = H(U - 1)``, hard reset to 0, reset not detached.
 
 - SpikingJelly 2.0.0: ``LIFNode(tau=1.25, decay_input=False, v_reset=0.0, step_mode="m")``

@@ -241,8 +241,8 @@ def compiled_lif(x: Tensor, tau: Tensor | float, in_scale: Tensor | float, fire_
     """Spikes of a layer whose decay gave ``tau`` and ``in_scale`` and whose threshold policy and
     width rule ``step`` evaluates; the same arguments as :class:`~mpdsnn.neuron.fused.FusedLIF`."""
     unit_scale = isinstance(in_scale, float) and in_scale == 1.0
-    tau_t, scale_t = (v if isinstance(v, Tensor) else torch.tensor(v, dtype=x.dtype, device=x.device)
-                      for v in (tau, in_scale))
+    tau_t, scale_t = (v if isinstance(v, Tensor)
+                      else torch.tensor(v, dtype=x.dtype, device=x.device) for v in (tau, in_scale))
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(a, Tensor) and a.requires_grad for a in (x, tau_t, scale_t, fire_in))
     if not needs_grad:
