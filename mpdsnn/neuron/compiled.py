@@ -113,6 +113,9 @@ class _Kernel:
         if self.compiled is None:
             use_project_cache()
             self.compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
+        # Detached: no requires_grad to guard on, and no ``_base`` (views of [T, N, ...] tensors
+        # of any rank would otherwise each guard on their base's strides and recompile).
+        args = tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
         try:
             t0 = time.perf_counter()
             # Each step's tensors are views at different offsets of one [T, n] buffer: without
