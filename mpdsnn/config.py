@@ -99,7 +99,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         _check_choice("schedule", self.schedule, ("cosine", "constant"))
         _check_choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
-        _check_choice("neuron_backend", self.neuron_backend, ("fused", "reference"))
+        _check_choice("neuron_backend", self.neuron_backend, ("fused", "reference", "compiled"))
         return self
 
     def to_dict(self) -> dict[str, Any]:

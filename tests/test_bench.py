@@ -3,11 +3,12 @@ are right on cases with known answers, and ``tiny`` produces the full table."""
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from mpdsnn.bench import COLUMNS, loader_throughput, main, run_bench, saved_bytes
+from mpdsnn.bench import COLUMNS, loader_throughput, main, neuron_ratios, run_bench, saved_bytes
 from mpdsnn.bench.neurons import (
     FIXED_FUSED,
     snntorch_forward,
@@ -87,16 +88,19 @@ def test_tiny_bench_has_every_row_and_column(tiny):
     table, _ = tiny
     assert list(table.columns) == COLUMNS
     neuron = table[table.level == "neuron"]
-    expected = {"mpdsnn fixed (reference)", FIXED_FUSED, "mpdsnn ds-atgo (reference)",
-                "mpdsnn ds-atgo (fused)",
-                "spikingjelly LIFNode (torch)", "snntorch Leaky (loop)"}
+    expected = {f"mpdsnn {m} ({b})" for m in ("fixed", "ds-atgo")
+                for b in ("reference", "fused", "compiled")}
+    expected |= {"spikingjelly LIFNode (torch)", "snntorch Leaky (loop)"}
+    assert FIXED_FUSED in expected
     for (_, T), group in neuron.groupby(["workload", "T"]):
         assert set(group.impl) == expected
     assert sorted(neuron["T"].unique()) == [2, 4] and neuron.workload.nunique() == 2
     model = table[table.level == "model"]
-    assert len(model) == 2 * 5 * 2  # networks x methods x backends
+    assert len(model) == 2 * 5 * 3  # networks x methods x backends
     assert set(model.impl) == {f"{m} ({b})" for m in ("vanilla", "ds-atgo", "fixed", "tet", "mpd-agl")
-                               for b in ("reference", "fused")}
+                               for b in ("reference", "fused", "compiled")}
+    compiled = table[table.impl.str.endswith("(compiled)")]
+    assert (compiled.setup_s > 0).all()  # the first call, compiling or loading the kernels
     timed = table[table.level != "pipeline"]
     assert (timed.time_ms > 0).all() and (timed.saved_mb > 0).all()
     assert (model.samples_per_s > 0).all()
@@ -108,7 +112,7 @@ def test_tiny_bench_has_every_row_and_column(tiny):
 
 def test_tiny_bench_fused_saves_less_activation_memory(tiny):
     table, _ = tiny
-    fused = table[table.impl.str.endswith("(fused)")]
+    fused = table[table.impl.str.endswith("(fused)") | table.impl.str.endswith("(compiled)")]
     assert (fused.mem_ratio[fused.level == "model"] < 0.8).all()
     ds = table[(table.level == "neuron") & (table.impl.str.startswith("mpdsnn ds-atgo"))]
     by_impl = ds.groupby("impl").saved_mb.sum()
@@ -120,6 +124,7 @@ def test_tiny_bench_writes_csv_and_json(tiny):
     assert (out / "bench.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     payload = json.loads((out / "bench.json").read_text())
     assert payload["sizes"] == "tiny" and len(payload["rows"]) == len(table)
+    assert len(payload["neuron_ratios"]) == 2 * 2 + 1  # workloads x T, then the median row
     assert payload["machine"]["torch"] == torch.__version__ and payload["machine"]["cpu_count"] > 0
 
 
@@ -129,3 +134,22 @@ def test_main_prints_the_table(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "mpdsnn ds-atgo (fused)" in shown and "spikingjelly" not in shown
     assert (tmp_path / "bench.json").exists()
+
+
+def test_neuron_ratios_divide_rows_of_the_same_workload_and_give_medians():
+    rows = []
+    for workload, scale in (("a", 1.0), ("b", 3.0)):
+        for impl, ms in (("mpdsnn fixed (fused)", 10), ("mpdsnn fixed (compiled)", 5),
+                         ("mpdsnn ds-atgo (fused)", 12), ("mpdsnn ds-atgo (compiled)", 6 * scale),
+                         ("spikingjelly LIFNode (torch)", 20)):
+            rows.append({"level": "neuron", "workload": workload, "T": 4, "impl": impl,
+                         "time_ms": ms * 1.0})
+    rows.append({"level": "model", "workload": "a", "T": 4, "impl": "x", "time_ms": 1.0})
+    ratios = neuron_ratios(pd.DataFrame(rows)).set_index("workload")
+    assert ratios.loc["a", "ds-atgo/fixed fused"] == pytest.approx(1.2)
+    assert ratios.loc["a", "ds-atgo/fixed compiled"] == pytest.approx(1.2)
+    assert ratios.loc["b", "ds-atgo/fixed compiled"] == pytest.approx(3.6)
+    assert ratios.loc["median", "ds-atgo/fixed compiled"] == pytest.approx(2.4)
+    assert ratios.loc["a", "fixed fused/compiled"] == pytest.approx(2.0)
+    assert ratios.loc["a", "spikingjelly/fixed compiled"] == pytest.approx(4.0)
+    assert ratios["snntorch/fixed compiled"].isna().all()  # no snnTorch row: no ratio

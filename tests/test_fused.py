@@ -15,6 +15,7 @@ from mpdsnn.neuron import (
     FixedThreshold,
     FixedWidth,
     LIFNode,
+    mpd_statistics,
     record_traces,
 )
 from mpdsnn.neuron.fused import can_fuse, fuse_neurons, fused_lif
@@ -182,3 +183,26 @@ def test_direct_call_without_grad_runs_outside_autograd():
         out = fused_lif(node, torch.randn(2, 5, 7))
     assert out.grad_fn is None and out.shape == (2, 5, 7)
     assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n,mean,std", [(1 << 20, 0.4, 1.2), (300_000, -0.3, 0.05),
+                                        (1 << 20, 50.0, 0.5), (5, 2.0, 1.0)])
+def test_one_pass_statistics_equal_mean_and_std(n, mean, std, dtype):
+    """Sum and sum of squares give mean() and std() to float tolerance, also where the mean
+    dwarfs the spread (mean / std = 100: the centred pass must take over)."""
+    u = (torch.randn(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+         * std + mean).to(dtype).reshape(1, 1, -1)
+    got_mean, got_std = mpd_statistics(u)
+    assert got_mean.dtype == got_std.dtype == dtype
+    exact = u.double()
+    tol = {"rtol": 2e-6, "atol": 0} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 0}
+    torch.testing.assert_close(got_mean.double(), exact.mean(), **tol)
+    torch.testing.assert_close(got_std.double(), exact.std(), **tol)
+    torch.testing.assert_close(got_std, u.std(), **tol)
+
+
+def test_statistics_of_a_constant_layer_are_its_value_and_zero():
+    u = torch.full((4, 1000), 0.3)
+    got_mean, got_std = mpd_statistics(u)
+    assert got_mean.item() == pytest.approx(0.3) and got_std.item() == 0.0

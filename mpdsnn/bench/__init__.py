@@ -17,10 +17,10 @@ import torch
 
 from mpdsnn.bench.measure import Timing, peak_bytes, saved_bytes, time_interleaved
 from mpdsnn.bench.pipeline import loader_throughput
-from mpdsnn.bench.run import COLUMNS, SIZES, run_bench
+from mpdsnn.bench.run import COLUMNS, SIZES, neuron_ratios, run_bench
 
-__all__ = ["COLUMNS", "SIZES", "Timing", "loader_throughput", "main", "peak_bytes", "render",
-           "run_bench", "saved_bytes", "time_interleaved"]
+__all__ = ["COLUMNS", "SIZES", "Timing", "loader_throughput", "main", "neuron_ratios",
+           "peak_bytes", "render", "run_bench", "saved_bytes", "time_interleaved"]
 
 _SHOWN = ["level", "workload", "T", "impl", "time_ms", "samples_per_s", "saved_mb", "time_ratio",
           "mem_ratio"]
@@ -29,7 +29,8 @@ _SHOWN = ["level", "workload", "T", "impl", "time_ms", "samples_per_s", "saved_m
 def main(argv: Sequence[str] | None = None) -> int:
     """``mpdsnn bench [--sizes tiny|cpu|gpu] [--out DIR] [--levels neuron,model] [--threads N]``."""
     parser = argparse.ArgumentParser(prog="mpdsnn bench", description=(
-        "Time and activation memory of our neurons (reference and fused), SpikingJelly's and "
+        "Time and activation memory of our neurons (reference, fused and compiled), "
+        "SpikingJelly's and "
         "snnTorch's, and of one training step per method; writes bench.csv and bench.json."))
     parser.add_argument("--sizes", choices=sorted(SIZES), default="tiny",
                         help="tiny: seconds, checks the harness; cpu: the CPU measurement; "
@@ -46,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = run_bench(args.sizes, out, levels=tuple(filter(None, args.levels.split(","))),
                       libraries=not args.no_libraries)
     print(render(table))
+    ratios = neuron_ratios(table).dropna(axis=1, how="all")  # e.g. no library rows
+    if len(ratios):
+        print("time ratios, same rounds (ds-atgo/fixed: > 1 is DS-ATGO slower; "
+              "fused/compiled and library/ours: > 1 is ours compiled faster)")
+        print(ratios.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"wrote {out}/bench.csv and {out}/bench.json")
     return 0
 

@@ -1,12 +1,13 @@
 """Model-level candidates: one SGD training step (forward, loss, backward, update).
 
-The same network, initialised once per method, is copied for each backend, so reference and
-fused start from identical parameters and do identical work.
+The same network, initialised once per method, is copied for each backend, so the reference,
+fused and compiled neurons start from identical parameters and do identical work.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -42,13 +43,15 @@ class TrainStep:
     (for counting saved activations); ``model`` owns the parameters to exclude from that count."""
 
     name: str
+    method: str
     step: Callable[[], None]
     forward_loss: Callable[[], Tensor]
     model: nn.Module
+    setup_s: float = 0.0  # the first step (for compiled: compilation or loading from the cache)
 
 
 def train_steps(work: ModelWorkload, method_name: str, device: torch.device,
-                backends: tuple[str, ...] = ("reference", "fused")) -> list[TrainStep]:
+                backends: tuple[str, ...] = ("reference", "fused", "compiled")) -> list[TrainStep]:
     method = create_method(method_name)
     base = create_model(work.model, method, T=work.T, num_classes=work.num_classes,
                         in_channels=work.in_channels, **work.options).to(device)
@@ -60,11 +63,12 @@ def train_steps(work: ModelWorkload, method_name: str, device: torch.device,
     for backend in backends:
         model = copy.deepcopy(base).train()
         fuse_neurons(model, backend)
-        steps.append(_train_step(f"{method_name} ({backend})", model, method, x, y))
+        steps.append(_train_step(method_name, backend, model, method, x, y))
     return steps
 
 
-def _train_step(name: str, model: nn.Module, method: Method, x: Tensor, y: Tensor) -> TrainStep:
+def _train_step(method_name: str, backend: str, model: nn.Module, method: Method, x: Tensor,
+                y: Tensor) -> TrainStep:
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def forward_loss() -> Tensor:
@@ -75,4 +79,9 @@ def _train_step(name: str, model: nn.Module, method: Method, x: Tensor, y: Tenso
         forward_loss().backward()
         opt.step()
 
-    return TrainStep(name, step, forward_loss, model)
+    setup_s = 0.0
+    if backend == "compiled":
+        t0 = time.perf_counter()
+        step()
+        setup_s = time.perf_counter() - t0
+    return TrainStep(f"{method_name} ({backend})", method_name, step, forward_loss, model, setup_s)

@@ -1,7 +1,8 @@
 """Neuron-level candidates: one spiking layer, forward + backward over ``[T, N, C, H, W]``.
 
-Ours (fixed LIF = the ``fixed`` method's neuron, and DS-ATGO's neuron, each on the reference and
-the fused backend) against the two libraries the field uses, configured as the same neuron:
+Ours (fixed LIF = the ``fixed`` method's neuron, and DS-ATGO's neuron, each on the reference,
+fused and compiled backends) against the two libraries the field uses, configured as the same
+neuron:
 ``U(t) = 0.2 U(t-1) (1 - S(t-1)) + I(t)``, ``S = H(U - 1)``, hard reset to 0, reset not detached.
 
 - SpikingJelly 2.0.0: ``LIFNode(tau=1.25, decay_input=False, v_reset=0.0, step_mode="m")``
@@ -40,10 +41,22 @@ class NeuronCandidate:
     setup_s: float = 0.0  # one-off cost before the first call (compilation)
 
 
-def ours(method: str, backend: str, T: int) -> NeuronCandidate:
+BACKENDS = ("reference", "fused", "compiled")
+
+
+def ours(method: str, backend: str, T: int, example: Tensor | None = None) -> NeuronCandidate:
+    """Our ``method``'s neuron on ``backend``; for ``compiled`` with an ``example`` input,
+    ``setup_s`` is its first forward + backward (compilation, or loading it from the cache)."""
     node = create_method(method).neuron(LayerContext(T=T))
     fuse_neurons(node, backend)
-    return NeuronCandidate(f"mpdsnn {method} ({backend})", node, node)
+    setup_s = 0.0
+    if backend == "compiled" and example is not None:
+        node.to(example.device)
+        x = example.detach().requires_grad_()
+        t0 = time.perf_counter()
+        node(x).sum().backward()
+        setup_s = time.perf_counter() - t0
+    return NeuronCandidate(f"mpdsnn {method} ({backend})", node, node, setup_s=setup_s)
 
 
 def spikingjelly_lif() -> nn.Module:
@@ -77,9 +90,10 @@ def snntorch_forward(node: nn.Module, x: Tensor) -> Tensor:
     return torch.stack(spikes)
 
 
-def candidates(T: int, with_libraries: bool = True) -> list[NeuronCandidate]:
-    """Our four neurons (fixed and DS-ATGO, reference and fused), and the libraries if installed."""
-    out = [ours(m, b, T) for m in ("fixed", "ds-atgo") for b in ("reference", "fused")]
+def candidates(T: int, with_libraries: bool = True,
+               example: Tensor | None = None) -> list[NeuronCandidate]:
+    """Our six neurons (fixed and DS-ATGO on each backend), and the libraries if installed."""
+    out = [ours(m, b, T, example) for m in ("fixed", "ds-atgo") for b in BACKENDS]
     if with_libraries:
         out += _library_candidates()
     return out

@@ -120,7 +120,7 @@ def _neuron_rows(cfg: Sizes, device: torch.device, libraries: bool) -> list[dict
         for T in cfg.Ts:
             x = torch.randn((T, *shape), generator=gen).to(device).requires_grad_()
             grad = torch.randn((T, *shape), generator=gen).to(device)
-            cands = neurons.candidates(T, with_libraries=libraries)
+            cands = neurons.candidates(T, with_libraries=libraries, example=x)
             if i == 0 and T == cfg.compile_T:
                 cands += _compiled(T, x)
             for c in cands:
@@ -165,20 +165,48 @@ def _saved(forward, module: torch.nn.Module) -> int | None:
 
 
 def _model_rows(cfg: Sizes, device: torch.device) -> list[dict[str, Any]]:
+    """Every method and backend of one network timed in the same interleaved rounds, so
+    samples/s compare across methods as well as across backends."""
     rows = []
     for work in cfg.models:
-        for method in MODEL_METHODS:
-            log.info("model level: %s T=%d, %s", work.label, work.T, method)
-            steps = train_steps(work, method, device)
-            timings = time_interleaved({s.name: s.step for s in steps}, cfg.warmup,
-                                       cfg.repeats, device)
-            for s in steps:
-                saved = _saved(s.forward_loss, s.model)
-                t = timings[s.name]
-                rows.append(_row("model", work.label, work.T, s.name, t,
-                                 samples_per_s=work.batch / t.median, saved_b=saved,
-                                 peak_b=peak_bytes(s.step, device), vs=f"{method} (reference)"))
+        log.info("model level: %s T=%d, %s", work.label, work.T, ", ".join(MODEL_METHODS))
+        steps = [s for method in MODEL_METHODS for s in train_steps(work, method, device)]
+        timings = time_interleaved({s.name: s.step for s in steps}, cfg.warmup, cfg.repeats,
+                                   device)
+        for s in steps:
+            saved = _saved(s.forward_loss, s.model)
+            t = timings[s.name]
+            rows.append(_row("model", work.label, work.T, s.name, t,
+                             samples_per_s=work.batch / t.median, saved_b=saved,
+                             peak_b=peak_bytes(s.step, device), setup_s=s.setup_s,
+                             vs=f"{s.method} (reference)"))
     return rows
+
+
+_RATIOS = {  # column: (numerator impl, denominator impl), both timed in the same rounds
+    "ds-atgo/fixed fused": ("mpdsnn ds-atgo (fused)", "mpdsnn fixed (fused)"),
+    "ds-atgo/fixed compiled": ("mpdsnn ds-atgo (compiled)", "mpdsnn fixed (compiled)"),
+    "fixed fused/compiled": ("mpdsnn fixed (fused)", "mpdsnn fixed (compiled)"),
+    "ds-atgo fused/compiled": ("mpdsnn ds-atgo (fused)", "mpdsnn ds-atgo (compiled)"),
+    "spikingjelly/fixed compiled": ("spikingjelly LIFNode (torch)", "mpdsnn fixed (compiled)"),
+    "snntorch/fixed compiled": ("snntorch Leaky (loop)", "mpdsnn fixed (compiled)"),
+}
+
+
+def neuron_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """Time ratios per neuron workload and T (the issue's figures), plus their median row."""
+    neuron = table[table.level == "neuron"]
+    rows = []
+    for (workload, T), group in neuron.groupby(["workload", "T"], sort=False):
+        ms = dict(zip(group.impl, group.time_ms))
+        rows.append({"workload": workload, "T": T, **{
+            col: ms[a] / ms[b] if a in ms and b in ms else math.nan
+            for col, (a, b) in _RATIOS.items()}})
+    out = pd.DataFrame(rows, columns=["workload", "T", *_RATIOS])
+    if len(out):
+        medians = out[list(_RATIOS)].median()
+        out.loc[len(out)] = {"workload": "median", "T": None, **medians.to_dict()}
+    return out.astype({"T": "Int64"})
 
 
 def _row(level: str, workload: str, T: int | None, impl: str, timing: Timing | None,
@@ -232,9 +260,11 @@ def _load() -> float | None:
 
 
 def write(table: pd.DataFrame, out_dir: Path, sizes: str, info: dict[str, Any]) -> None:
-    """``bench.csv`` (the table) and ``bench.json`` (``sizes``, ``machine``: ``info``, ``rows``)."""
+    """``bench.csv`` (the table) and ``bench.json`` (``sizes``, ``machine``: ``info``, ``rows``,
+    ``neuron_ratios``: :func:`neuron_ratios`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "bench.csv", index=False)
     records = json.loads(table.to_json(orient="records"))
-    payload = {"sizes": sizes, "machine": info, "rows": records}
+    ratios = json.loads(neuron_ratios(table).to_json(orient="records"))
+    payload = {"sizes": sizes, "machine": info, "rows": records, "neuron_ratios": ratios}
     (out_dir / "bench.json").write_text(json.dumps(payload, indent=2) + "\n")

@@ -14,9 +14,13 @@ Forward values are bitwise those of the reference: the charge uses the same oper
 order, and the threshold policy and width rule are the layer's own modules called per timestep
 (so AT's statistics and its ``running`` update are the reference's).
 
+The ``compiled`` backend (:mod:`mpdsnn.neuron.compiled`) runs these loops with each step's
+elementwise work compiled into one kernel; this module dispatches to it.
+
 Usage::
 
     fuse_neurons(model)         # every eligible LIFNode now runs FusedLIF; probes still work
+    fuse_neurons(model, "compiled")  # the same loops as compiled kernels
     fused_lif(node, currents)   # or call it directly: [T, N, ...] -> spikes [T, N, ...]
 """
 
@@ -29,6 +33,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from mpdsnn.errors import UserError
+from mpdsnn.neuron import compiled
 from mpdsnn.neuron.threshold import (
     AdaptiveThreshold,
     EstimatedThreshold,
@@ -38,7 +43,7 @@ from mpdsnn.neuron.threshold import (
 )
 from mpdsnn.neuron.width import Surrogate
 
-BACKENDS = ("reference", "fused")
+BACKENDS = ("reference", "fused", "compiled")
 
 # Policies whose threshold is detached from the graph (computed per step without autograd) and the
 # one whose threshold carries a gradient but does not depend on U or t (computed once, with grad).
@@ -58,7 +63,8 @@ def can_fuse(node: nn.Module) -> bool:
 
 
 def fused_lif(node: nn.Module, x: Tensor) -> Tensor:
-    """Run ``node`` (an eligible LIFNode) on currents ``x`` ``[T, N, ...]``; returns spikes."""
+    """Run ``node`` (an eligible LIFNode) on currents ``x`` ``[T, N, ...]``; returns spikes.
+    With ``node.backend == "compiled"`` the loops run as compiled kernels (:mod:`.compiled`)."""
     tau, in_scale = node.decay()
     tau_d = tau.detach() if isinstance(tau, Tensor) else tau
     fire_in: Tensor | None = None
@@ -71,6 +77,8 @@ def fused_lif(node: nn.Module, x: Tensor) -> Tensor:
                       else node.threshold(u, t, tau_d))
             return policy.fire, node.surrogate.width(t, policy, tau_d)
 
+    if node.backend == "compiled" and compiled.available():
+        return compiled.compiled_lif(x, tau, in_scale, fire_in, step)
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(a, Tensor) and a.requires_grad for a in (x, tau, in_scale, fire_in))
     if not needs_grad:
@@ -79,16 +87,19 @@ def fused_lif(node: nn.Module, x: Tensor) -> Tensor:
 
 
 def fuse_neurons(model: nn.Module, backend: str = "fused") -> list[str]:
-    """Set every LIFNode of ``model`` to ``backend``; returns the names of the layers that stay
-    on the reference because :func:`can_fuse` rejects them (e.g. sigmoid surrogates)."""
+    """Set every LIFNode of ``model`` to ``backend`` (:data:`BACKENDS`); returns the names of the
+    layers that stay on the reference because :func:`can_fuse` rejects them (e.g. sigmoid
+    surrogates)."""
     from mpdsnn.neuron.lif import spiking_layers  # lif.py imports this module
 
     if backend not in BACKENDS:
         raise UserError(f"unknown neuron backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if backend == "compiled":
+        compiled.use_project_cache()  # compiled code goes to the project's build/inductor
     skipped = []
     for name, node in spiking_layers(model):
         node.backend = backend
-        if backend == "fused" and not can_fuse(node):
+        if backend != "reference" and not can_fuse(node):
             skipped.append(name)
     return skipped
 
@@ -143,6 +154,7 @@ class FusedLIF(torch.autograd.Function):
         # Per-step scratch, allocated once: fresh memory costs page faults on every first touch.
         v, keep = torch.empty_like(u_all[0]), torch.empty_like(grad_u_all[0])
         decayed, grad_spike = torch.empty_like(keep), torch.empty_like(keep)
+        kept_carry = torch.empty_like(keep) if want_tau else None
         acc: dict[str, list[Tensor]] = {"tau": [], "scale": [], "fire": []}
         for t in range(u_all.shape[0] - 1, -1, -1):
             u, fire, width = u_all[t], ctx.fires[t], ctx.widths[t]
@@ -156,7 +168,8 @@ class FusedLIF(torch.autograd.Function):
                 torch.mul(carry, tau, out=decayed)
                 grad_u.mul_(torch.addcmul(grad_s[t], decayed, u, value=-1, out=grad_spike))  # reset
                 if want_tau:
-                    acc["tau"].append(torch.vdot((carry * keep).flatten(), u.flatten()))
+                    torch.mul(carry, keep, out=kept_carry)
+                    acc["tau"].append(torch.vdot(kept_carry.flatten(), u.flatten()))
             grad_u.div_(width.to(grad_s.dtype))  # rectangular surrogate: 1[|v| <= k/2] / k
             if want_fire:
                 acc["fire"].append(-grad_u.sum())

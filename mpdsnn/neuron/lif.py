@@ -50,7 +50,7 @@ class LIFNode(nn.Module):
         self.detach_reset = detach_reset
         self.recording = False  # set by record_traces(); costs nothing when False
         self.trace: NeuronTrace | None = None
-        self.backend = "reference"  # "fused": mpdsnn.neuron.fused where eligible (fuse_neurons)
+        self.backend = "reference"  # or "fused"/"compiled" where eligible (fuse_neurons)
 
     def extra_repr(self) -> str:
         return "detach_reset=True" if self.detach_reset else ""
@@ -61,7 +61,7 @@ class LIFNode(nn.Module):
             # statistics need fp32 (bf16 resolves ~2^-8 near theta). Spikes are exact in any dtype.
             return self.forward(x.float()).to(x.dtype)
         # The fused backward follows the non-detached reset path, so a detached reset stays here.
-        if (self.backend == "fused" and not self.recording and not self.detach_reset
+        if (self.backend in ("fused", "compiled") and not self.recording and not self.detach_reset
                 and can_fuse(self)):
             return fused_lif(self, x)
         tau, in_scale = self.decay()

@@ -1,0 +1,178 @@
+"""The compiled backend against the reference LIFNode: same spikes bit for bit, same BPTT
+gradients and AT buffers, its compiled code cached in the project, and a clean fall-back."""
+
+import copy
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import mpdsnn
+from mpdsnn.bench.measure import saved_bytes
+from mpdsnn.methods import LayerContext, create_method, list_methods
+from mpdsnn.models import create_model
+from mpdsnn.neuron import FangPLIFDecay, FixedThreshold, FixedWidth, LIFNode
+from mpdsnn.neuron import compiled
+from mpdsnn.neuron.fused import can_fuse, fuse_neurons
+
+VARIANTS = [(name, {}) for name in list_methods()] + [
+    ("ds-atgo", {"eval_source": "batch"}),
+    ("ds-atgo", {"threshold": "estimated"}),
+    ("ds-atgo", {"tgo_rule": "code", "learnable_decay": False}),
+    ("at", {"fc": 0.6, "momentum": 0.5}),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiler():
+    """Compile the kernels once (or load them from the on-disk cache); skip without a compiler."""
+    node = create_method("ds-atgo").neuron(LayerContext(T=2)).double()
+    fuse_neurons(node, "compiled")
+    node(torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)).sum().backward()
+    if not compiled.available():
+        pytest.skip(f"torch.compile does not work here: {compiled._Kernel.failed}")
+
+
+def _node(name: str, options: dict, T: int) -> nn.Module:
+    bn = nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)  # MPD-AGL's width reads the BN weight
+    return create_method(name, **options).neuron(LayerContext(T=T, norm=bn)).double()
+
+
+def _pair(node: nn.Module) -> tuple[nn.Module, nn.Module]:
+    fast = copy.deepcopy(node)
+    fuse_neurons(fast, "compiled")
+    return node, fast
+
+
+def _run(node: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.clone().requires_grad_()
+    node.zero_grad(set_to_none=True)
+    spikes = node(x)
+    spikes.backward(grad)
+    return spikes, x.grad
+
+
+def _assert_same(ref: nn.Module, fast: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> None:
+    s_ref, g_ref = _run(ref, x, grad)
+    s_fast, g_fast = _run(fast, x, grad)
+    assert torch.equal(s_ref, s_fast)
+    assert 0 < s_ref.mean() < 1  # both outcomes occur, so the comparison means something
+    torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=1e-6)
+    for (name, p_ref), p_fast in zip(ref.named_parameters(), fast.parameters()):
+        assert p_fast.grad is not None, f"no gradient reached {name}"
+        torch.testing.assert_close(p_fast.grad, p_ref.grad, rtol=0, atol=1e-6, msg=name)
+    for (name, b_ref), b_fast in zip(ref.named_buffers(), fast.buffers()):
+        assert torch.equal(b_ref, b_fast), f"buffer {name} differs"
+
+
+def _inputs(T: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, 4, 3, 6, 6, generator=gen, dtype=torch.float64) * 1.2 + 0.4
+    return x, torch.randn(x.shape, generator=gen, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("T", [1, 2, 4])
+@pytest.mark.parametrize("name,options", VARIANTS, ids=lambda v: str(v))
+def test_compiled_matches_reference_in_training_and_eval(name, options, T):
+    ref, fast = _pair(_node(name, options, T))
+    if not can_fuse(ref):
+        pytest.skip(f"{name}'s neuron is not rectangular: it stays on the reference")
+    for seed in range(3):  # repeated steps: AT's running thresholds must stay identical
+        _assert_same(ref, fast, *_inputs(T, seed))
+    ref.eval()
+    fast.eval()
+    x, grad = _inputs(T, 7)
+    _assert_same(ref, fast, x, grad)
+    with torch.no_grad():
+        assert torch.equal(ref(x), fast(x))
+
+
+@pytest.mark.parametrize("name", ["fixed", "vanilla", "tet", "ltmd", "mpd-agl"])
+def test_boundaries_are_the_references(name):
+    """Potentials exactly at the threshold fire and exactly at the window's edge get gradient:
+    inputs on a grid of quarters hit both for Vth = 1 and k = 1."""
+    ref, fast = _pair(_node(name, {}, 2))
+    grid = torch.arange(0, 9, dtype=torch.float64) / 4
+    x = grid[torch.randint(0, 9, (2, 4, 3, 6, 6))]
+    assert (x[0] == 1.0).any() and (x[0] == 1.5).any()
+    _assert_same(ref, fast, x, torch.ones_like(x))
+
+
+def test_learnable_input_scale_and_decay_get_the_references_gradients():
+    ref, fast = _pair(LIFNode(FangPLIFDecay(2.0), FixedThreshold(1.0), FixedWidth(1.0)).double())
+    _assert_same(ref, fast, *_inputs(4, 2))
+
+
+def test_float32_spikes_are_bitwise_the_references():
+    """In float32 the charge's rounding matters: the compiled kernel must not fuse it into FMAs."""
+    ref = create_method("ds-atgo").neuron(LayerContext(T=4))
+    fast = copy.deepcopy(ref)
+    fuse_neurons(fast, "compiled")
+    x = torch.randn(4, 16, 32, 9, generator=torch.Generator().manual_seed(3)) + 0.5
+    assert torch.equal(ref(x), fast(x))
+    assert torch.equal(ref.threshold.running, fast.threshold.running)
+
+
+def test_compiled_model_training_step_matches_reference_model():
+    method = create_method("ds-atgo")
+    ref = create_model("convnet", method, T=2, num_classes=4, in_channels=1, width=4,
+                       hidden=16).double()
+    fast = copy.deepcopy(ref)
+    assert fuse_neurons(fast, "compiled") == []
+    x = torch.rand(2, 3, 1, 8, 8, dtype=torch.float64) * 2
+    y = torch.tensor([0, 1, 3])
+    for model in (ref, fast):
+        method.loss(model(x), y).backward()
+    for (name, p_ref), p_fast in zip(ref.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(p_fast.grad, p_ref.grad, rtol=0, atol=1e-6, msg=name)
+
+
+def test_compiled_saves_only_the_potentials():
+    T, x = 4, torch.randn(4, 8, 16, 8, 8).requires_grad_()
+    node = create_method("ds-atgo").neuron(LayerContext(T=T))
+    fuse_neurons(node, "compiled")
+    exclude = [*node.parameters(), *node.buffers()]
+    potentials = x.numel() * x.element_size()
+    assert potentials <= saved_bytes(lambda: node(x), exclude) <= potentials + 16
+
+
+def test_compiled_code_is_cached_in_the_project(monkeypatch):
+    root = Path(mpdsnn.__file__).resolve().parents[1]
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    compiled.use_project_cache()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(root / "build" / "inductor")
+    import torch._inductor.config as inductor_config
+
+    assert inductor_config.fx_graph_cache
+    torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)  # sets inductor's own default
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", compiled._inductor_default())
+    compiled.use_project_cache()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(root / "build" / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/else")
+    compiled.use_project_cache()  # a user's choice is kept
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/else"
+
+
+def test_a_failed_compilation_warns_once_and_runs_fused(monkeypatch, caplog):
+    def broken(fn, **_):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found\nmore detail")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(compiled._Kernel, "failed", None)
+    for kernel in compiled.KERNELS:
+        monkeypatch.setattr(kernel, "compiled", None)
+    ref, fast = _pair(_node("ds-atgo", {}, 4))
+    with caplog.at_level(logging.WARNING, logger="mpdsnn.neuron.compiled"):
+        for seed in range(2):
+            _assert_same(ref, fast, *_inputs(4, seed))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "RuntimeError: no C++ compiler found" in warnings[0]
+    assert "falls back to the fused backend" in warnings[0]
+    assert not compiled.available()
