@@ -281,6 +281,13 @@ def cmd_plots(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mpdsnn.bench import bench
+
+    return bench(args.sizes, args.out, [lv for lv in args.levels.split(",") if lv], args.threads,
+                 not args.no_libraries)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from mpdsnn.tracking import open_ui
 
@@ -392,8 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=cmd_ui)
 
-    for name, (_, text) in DELEGATED.items():
-        sub.add_parser(name, help=f"{text} (see `mpdsnn {name} --help`)", add_help=False)
+    p = sub.add_parser("bench", help="time and memory of neurons and models against SpikingJelly/snnTorch",
+                       description="Time and activation memory of our neurons (reference, fused and "
+                                   "compiled), SpikingJelly's and snnTorch's, and of one training step "
+                                   "per method; writes bench.csv and bench.json.")
+    p.add_argument("--sizes", choices=["tiny", "cpu", "gpu"], default="tiny",
+                   help="tiny: seconds, checks the harness; cpu: the CPU measurement; gpu: "
+                        "published shapes on one CUDA device (default: tiny)")
+    p.add_argument("--out", default=None, help="output folder (default: bench-results/SIZES)")
+    p.add_argument("--levels", default="neuron,model", help="comma-separated: neuron,model (default: both)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    p.add_argument("--no-libraries", action="store_true", help="leave SpikingJelly and snnTorch out")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -424,18 +441,8 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-# Subcommands whose parsers live with their packages: argv after the name is theirs.
-DELEGATED = {
-    "bench": ("mpdsnn.bench", "time and memory of neurons and models against SpikingJelly/snnTorch"),
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        _configure_logging(False)
-        module = __import__(DELEGATED[argv[0]][0], fromlist=["main"])
-        return module.main(argv[1:])
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:

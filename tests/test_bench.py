@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from mpdsnn.bench import COLUMNS, loader_throughput, main, neuron_ratios, run_bench, saved_bytes
+from mpdsnn.bench import COLUMNS, loader_throughput, neuron_ratios, run_bench, saved_bytes
+from mpdsnn.cli import main as cli_main
 from mpdsnn.bench.neurons import (
     FIXED_FUSED,
     snntorch_forward,
@@ -113,7 +114,10 @@ def test_tiny_bench_has_every_row_and_column(tiny):
 def test_tiny_bench_fused_saves_less_activation_memory(tiny):
     table, _ = tiny
     fused = table[table.impl.str.endswith("(fused)") | table.impl.str.endswith("(compiled)")]
-    assert (fused.mem_ratio[fused.level == "model"] < 0.8).all()
+    # tet's neuron (its code's triangle surrogate) is not rectangular: it stays on the reference
+    fusable = fused[(fused.level == "model") & ~fused.impl.str.startswith("tet ")]
+    assert len(fusable) and (fusable.mem_ratio < 0.8).all()
+    assert (fused[fused.impl.str.startswith("tet ")].mem_ratio == 1.0).all()
     ds = table[(table.level == "neuron") & (table.impl.str.startswith("mpdsnn ds-atgo"))]
     by_impl = ds.groupby("impl").saved_mb.sum()
     assert by_impl["mpdsnn ds-atgo (fused)"] * 3 < by_impl["mpdsnn ds-atgo (reference)"]
@@ -129,7 +133,7 @@ def test_tiny_bench_writes_csv_and_json(tiny):
 
 
 def test_main_prints_the_table(tmp_path, capsys):
-    assert main(["--sizes", "tiny", "--levels", "neuron", "--no-libraries",
+    assert cli_main(["bench", "--sizes", "tiny", "--levels", "neuron", "--no-libraries",
                  "--out", str(tmp_path)]) == 0
     shown = capsys.readouterr().out
     assert "mpdsnn ds-atgo (fused)" in shown and "spikingjelly" not in shown

@@ -3,12 +3,11 @@
 Usage::
 
     table = run_bench("cpu", "bench-results/cpu")   # DataFrame; also bench.csv + bench.json
-    main(["--sizes", "tiny"])                        # what ``mpdsnn bench --sizes tiny`` runs
+    bench("tiny", None, ["neuron", "model"], None, True)  # what ``mpdsnn bench`` runs
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Sequence
 
@@ -19,33 +18,20 @@ from mpdsnn.bench.measure import Timing, peak_bytes, saved_bytes, time_interleav
 from mpdsnn.bench.pipeline import loader_throughput
 from mpdsnn.bench.run import COLUMNS, SIZES, neuron_ratios, run_bench
 
-__all__ = ["COLUMNS", "SIZES", "Timing", "loader_throughput", "main", "neuron_ratios",
+__all__ = ["COLUMNS", "SIZES", "Timing", "bench", "loader_throughput", "neuron_ratios",
            "peak_bytes", "render", "run_bench", "saved_bytes", "time_interleaved"]
 
 _SHOWN = ["level", "workload", "T", "impl", "time_ms", "samples_per_s", "saved_mb", "time_ratio",
           "mem_ratio"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``mpdsnn bench [--sizes tiny|cpu|gpu] [--out DIR] [--levels neuron,model] [--threads N]``."""
-    parser = argparse.ArgumentParser(prog="mpdsnn bench", description=(
-        "Time and activation memory of our neurons (reference, fused and compiled), "
-        "SpikingJelly's and "
-        "snnTorch's, and of one training step per method; writes bench.csv and bench.json."))
-    parser.add_argument("--sizes", choices=sorted(SIZES), default="tiny",
-                        help="tiny: seconds, checks the harness; cpu: the CPU measurement; "
-                             "gpu: published shapes on one CUDA device")
-    parser.add_argument("--out", default=None, help="output folder (default bench-results/SIZES)")
-    parser.add_argument("--levels", default="neuron,model", help="comma-separated: neuron,model")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
-    parser.add_argument("--no-libraries", action="store_true",
-                        help="leave SpikingJelly and snnTorch out")
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    out = args.out or f"bench-results/{args.sizes}"
-    table = run_bench(args.sizes, out, levels=tuple(filter(None, args.levels.split(","))),
-                      libraries=not args.no_libraries)
+def bench(sizes: str, out: str | None, levels: Sequence[str], threads: int | None,
+          libraries: bool) -> int:
+    """What ``mpdsnn bench`` runs: the measurement, the printed tables, the files."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    out = out or f"bench-results/{sizes}"
+    table = run_bench(sizes, out, levels=tuple(levels), libraries=libraries)
     print(render(table))
     ratios = neuron_ratios(table).dropna(axis=1, how="all")  # e.g. no library rows
     if len(ratios):

@@ -1,9 +1,7 @@
-"""``python -m mpdsnn.bench``: the same as ``mpdsnn bench``."""
+"""``python -m mpdsnn.bench ARGS``: the same as ``mpdsnn bench ARGS`` (one command line)."""
 
-import logging
 import sys
 
-from mpdsnn.bench import main
+from mpdsnn.cli import main
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-sys.exit(main())
+sys.exit(main(["bench", *sys.argv[1:]]))
