@@ -25,8 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from mpdsnn.data.digits import (
 from mpdsnn.data.emulator import EVENT_DTYPE, EmulatorConfig, emulate
 from mpdsnn.data.registry import DataConfig, DatasetInfo, DataSplits, register_dataset
 from mpdsnn.errors import UserError
+from mpdsnn.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -163,16 +162,8 @@ def _read_cache(path: Path, key: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _write_cache(path: Path, key: str, events: np.ndarray, offsets: np.ndarray) -> None:
-    """Atomic write (temp file then rename), so parallel runs never read half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, key=key, events=events, offsets=offsets)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Atomic, so parallel runs never read half a file."""
+    atomic_write_bytes(path, lambda f: np.savez(f, key=key, events=events, offsets=offsets))
 
 
 class EventRecordings(Dataset):

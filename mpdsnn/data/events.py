@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from mpdsnn.data.splits import (
     split_by_file_index,
 )
 from mpdsnn.errors import UserError, unknown_name
+from mpdsnn.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +116,7 @@ def prepare_split(samples: Sequence[tuple[str, int]], root: Path, seed: int,
     index = {"dataset": dataset, "convention": convention, "seed": seed, "files_digest": digest,
              "n_train": len(train), "n_test": len(test),
              "train": sorted(train), "test": sorted(test)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: f.write(json.dumps(index, indent=1).encode()))
     log.info("wrote %s split %s (seed %d): %d train / %d test", dataset, convention, seed,
              len(train), len(test))
     return path

@@ -13,8 +13,6 @@ of tonic's ``DiskCachedDataset``, whose path ignores the transform).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from torch.utils.data import Dataset
 
 from mpdsnn.data.tet_frames import tet_frames
 from mpdsnn.errors import UserError
+from mpdsnn.files import atomic_write_bytes
 
 FRAMES_VERSION = 2  # bump when to_frames changes, so old caches are not reused (2: no bilinear)
 Binning = Literal["count", "time"]
@@ -134,16 +133,8 @@ class EventFrames(Dataset):
         if path.is_file():
             return torch.from_numpy(np.load(path)), label
         frames = to_frames(self.source.read(relpath), self.spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # write then rename: DataLoader workers may race on the same sample
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, frames.numpy())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # atomic: DataLoader workers may race on the same sample
+        atomic_write_bytes(path, lambda f: np.save(f, frames.numpy()))
         return frames, label
 
 
