@@ -291,3 +291,16 @@ def test_killing_dvc_stops_its_trainer_and_a_rerun_trains_once(tmp_path):
     metrics = json.loads((run / layout.METRICS).read_text())
     history = pd.read_csv(run / layout.HISTORY)
     assert metrics["status"] == "finished" and history["epoch"].tolist() == list(range(1, 9))
+
+
+def test_a_stop_before_the_first_checkpoint_names_no_checkpoint(tmp_path, capsys, monkeypatch):
+    from mpdsnn import train as train_module
+
+    def stopped(self, *args, **kwargs):
+        self._stop_signal = signal.SIGTERM
+        raise train_module.Interrupted()
+
+    monkeypatch.setattr(train_module.Trainer, "_train_epoch", stopped)
+    assert main(["train", "--method", "vanilla", *FAST, "--epochs", "1", "--out", str(tmp_path / "r")]) == 143
+    err = capsys.readouterr().err
+    assert "no epoch had finished, so there is no checkpoint yet" in err and "last.pt" not in err
