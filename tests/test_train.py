@@ -311,6 +311,17 @@ def test_tf32_and_precision_are_recorded_in_env_json(tmp_path):
     train(build_config(overrides={**cfg, "tf32": False}), tmp_path / "off")
     assert json.loads((tmp_path / "off" / "env.json").read_text())["tf32_matmul"] is False
     assert not torch.backends.cudnn.allow_tf32
+    # the report groups by it: the hardware label carries the precision
+    from mpdsnn.report.tables import comparison_table, hardware_labels
+    from mpdsnn.runfolder.reader import read_runs
+    runs = read_runs([tmp_path]).runs
+    assert set(runs["autocast_dtype"]) == {"none"} and set(runs["tf32_matmul"]) == {True, False}
+    assert list(comparison_table(runs)["hardware"]) == ["cpu [fp32] (1)"] * 2  # tf32 on/off: 2 recipes
+    gpu = pd.DataFrame({"device_name": ["NVIDIA H200", "NVIDIA H200", "NVIDIA H200"],
+                        "autocast_dtype": ["bfloat16", "none", None],
+                        "tf32_matmul": [False, True, None], "tf32_cudnn": [False, True, None]})
+    assert list(hardware_labels(gpu)) == ["NVIDIA H200 [bf16 autocast; TF32 off]",
+                                          "NVIDIA H200 [fp32; TF32 on]", "NVIDIA H200"]
 
 
 class _StopAfterFirstCheckpoint(Exception):
