@@ -106,7 +106,7 @@ class _EpochKeys(Sampler[list[tuple[int, int]]]):
 
 class _EpochSeeded(Dataset):
     """Reads ``(epoch, index)``; a loader worker reseeds torch, numpy and random at its first
-    sample of each epoch from (seed, epoch, worker).
+    sample of each epoch from (seed, epoch, rank, worker).
 
     Loaders are built once with persistent workers, so without this a worker's augmentations
     in epoch e would depend on every earlier epoch and a resumed run would draw other ones.
@@ -114,8 +114,8 @@ class _EpochSeeded(Dataset):
     draw as before.
     """
 
-    def __init__(self, data: Dataset, seed: int) -> None:
-        self.data, self.seed, self.epoch = data, seed, -1
+    def __init__(self, data: Dataset, seed: int, rank: int = 0) -> None:
+        self.data, self.seed, self.rank, self.epoch = data, seed, rank, -1
 
     def __len__(self) -> int:
         return len(self.data)  # type: ignore[arg-type]
@@ -124,7 +124,7 @@ class _EpochSeeded(Dataset):
         epoch, index = key
         worker = get_worker_info()
         if worker is not None and epoch != self.epoch:
-            seed = int(np.random.SeedSequence([self.seed, epoch, worker.id]).generate_state(1)[0])
+            seed = int(np.random.SeedSequence([self.seed, epoch, self.rank, worker.id]).generate_state(1)[0])
             random.seed(seed)
             np.random.seed(seed)
             torch.manual_seed(seed)
@@ -208,7 +208,7 @@ class Trainer:
         c = self.cfg
         batches = GlobalBatchSampler(len(data), c.batch_size, c.seed,  # type: ignore[arg-type]
                                      self.dist.rank, self.dist.world_size)
-        return self._data_loader(_EpochSeeded(data, c.seed), batch_sampler=_EpochKeys(batches))
+        return self._data_loader(_EpochSeeded(data, c.seed, self.dist.rank), batch_sampler=_EpochKeys(batches))
 
     def _eval_loader(self, data: Dataset) -> DataLoader:
         """One loader per evaluated split, built at its first use (every rank sees all of it)."""
