@@ -57,6 +57,7 @@ def test_tiny_cpu_run_prints_one_table_with_projected_hours(tmp_path):
     assert hours == pytest.approx(epoch_s * 400 * 21 / 3600, rel=1e-6)
     assert (tmp_path / "out" / "cifar10-ds-atgo" / "metrics.json").exists()  # the real epoch's run
     assert "projected GPU-hours" in result.stdout and "measure nothing" in result.stdout
+    assert "gpu-check took " in result.stdout
 
 
 def test_fails_when_a_gpu_is_expected_and_torch_cannot_use_one(tmp_path):
