@@ -54,6 +54,7 @@ class TrainConfig:
     deterministic: bool = True  # same seed, same numbers on CPU
     device: str = "auto"  # auto = cuda when available
     amp: bool = True  # bf16 autocast, CUDA only
+    tf32: bool = False  # TF32 matmuls and cuDNN convolutions (CUDA); off: fp32 as the paper's rows
     channels_last: bool = False  # CUDA convs can be faster in NHWC
     neuron_backend: str = "fused"  # one autograd node over T; equal to "reference" (tested)
     num_workers: int = 0

@@ -15,7 +15,11 @@ Usage::
 
     d = Distributed.from_env()                     # RANK / WORLD_SIZE / LOCAL_RANK from torchrun
     model = wrap_model(model, device, sync_thresholds=True)   # DDP + synced AT and BN
-    loss_sum, correct, n, stop = all_reduce_sum([loss_sum, correct, n, stop], device)
+    batches = GlobalBatchSampler(len(data), batch_size, seed, d.rank, d.world_size)
+    loss = loss * batches.loss_scale(i, local_n)   # before backward: DDP averages over ranks
+
+Any world size: each global batch is split as evenly as it goes (sizes differ by at most one)
+and the loss is rescaled so that DDP's mean over ranks is the mean over the global batch.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.utils.data import Sampler
 
 from mpdsnn.errors import UserError
 from mpdsnn.neuron import AdaptiveThreshold
@@ -137,13 +142,52 @@ def main_first(fn: Callable[[], R], others: bool = True) -> R | None:
     return result
 
 
-def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]:
-    """Sum a few numbers over all ranks (float64); single process: the numbers themselves."""
-    if not active():
-        return [float(v) for v in values]
-    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
+class GlobalBatchSampler(Sampler[list[int]]):
+    """The batches one process would train on, each split across the ranks.
+
+    Every epoch draws one permutation (``torch.randperm`` seeded with ``seed * 100_003 + epoch``:
+    every rank draws the same), cuts it into global batches of ``batch_size`` and gives rank r
+    the slice ``[m r / W, m (r + 1) / W)`` of each batch of m samples. So any world size W
+    trains on the global batches of a single process (batch 100 on 8 GPUs: 13 or 12 a rank),
+    the per-rank sizes differ by at most one, and every rank runs the same number of steps.
+    Rule for the last, partial batch: it is dropped when it holds fewer samples than there are
+    ranks (at most W - 1 samples an epoch), so no rank ever gets an empty batch.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 shuffle: bool = True) -> None:
+        if batch_size < world_size:
+            raise UserError(f"batch_size {batch_size} is the global batch and must be at least the "
+                            f"number of processes ({world_size}); raise it or use fewer processes")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def global_sizes(self) -> list[int]:
+        """The number of samples in each global batch of an epoch (the same on every rank)."""
+        full, rest = divmod(self.size, self.batch_size)
+        return [self.batch_size] * full + ([rest] if rest >= self.world_size else [])
+
+    def loss_scale(self, step: int, local_n: int) -> float:
+        """Factor for this rank's mean loss at ``step`` so that DDP's average of the gradients
+        over ranks is the gradient of the mean loss over the global batch."""
+        return local_n * self.world_size / self.global_sizes()[step]
+
+    def __len__(self) -> int:
+        return len(self.global_sizes())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator).tolist()
+        else:
+            order = list(range(self.size))
+        r, w = self.rank, self.world_size
+        for start, m in zip(range(0, self.size, self.batch_size), self.global_sizes()):
+            yield order[start + m * r // w:start + m * (r + 1) // w]
 
 
 def check_same_everywhere(name: str, value: int, device: torch.device, fix: str) -> None:

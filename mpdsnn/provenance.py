@@ -52,8 +52,16 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def environment(device: torch.device, data_fingerprint: str) -> dict[str, Any]:
+def environment(device: torch.device, data_fingerprint: str, autocast_dtype: torch.dtype | None = None,
+                world_size: int = 1) -> dict[str, Any]:
+    """What decides a run's numbers besides its config: code, packages, machine, precision.
+
+    Precision (``autocast_dtype``: "none" without autocast; the TF32 flags as training set them)
+    and the CUDA stack are recorded because the same seed gives other numbers under each; probes
+    run under the same autocast as training, so ``probe_autocast_dtype`` is the same value.
+    """
     commit, dirty = git_state()
+    autocast = str(autocast_dtype).removeprefix("torch.") if autocast_dtype is not None else "none"
     return {
         "git_commit": commit,
         "git_dirty": dirty,
@@ -63,9 +71,29 @@ def environment(device: torch.device, data_fingerprint: str) -> dict[str, Any]:
         "processor": cpu_name(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "world_size": world_size,
+        "autocast_dtype": autocast,
+        "probe_autocast_dtype": autocast,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        **cuda_stack(),
         "torch_threads": torch.get_num_threads(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "data_fingerprint": data_fingerprint,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def cuda_stack() -> dict[str, str | None]:
+    """CUDA, cuDNN and NCCL versions torch was built with (None where absent, e.g. CPU wheels)."""
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    nccl = None
+    if torch.cuda.is_available() and hasattr(torch.cuda, "nccl"):
+        try:
+            found = torch.cuda.nccl.version()
+            nccl = ".".join(map(str, found)) if isinstance(found, tuple) else str(found)
+        except (RuntimeError, AttributeError):
+            nccl = None
+    return {"cuda_version": torch.version.cuda, "cudnn_version": str(cudnn) if cudnn else None,
+            "nccl_version": nccl}

@@ -23,12 +23,13 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from tqdm import tqdm
 
 from mpdsnn.config import TrainConfig
 from mpdsnn.data import DataSplits, dataset_info, load_dataset
-from mpdsnn.distributed import Distributed, all_reduce_sum, check_same_everywhere, main_first, wrap_model
+from mpdsnn.distributed import (Distributed, GlobalBatchSampler, active, check_same_everywhere,
+                                init_process_group, main_first, wrap_model)
 from mpdsnn.efficiency import neurobench_metrics
 from mpdsnn.errors import UserError
 from mpdsnn.losses import mean_output_ce, predict
@@ -91,6 +92,48 @@ def time_first(x: Tensor, T: int) -> Tensor:
     raise ValueError(f"expected a batch of images [N,C,H,W] or frames [N,T,C,H,W], got {tuple(x.shape)}")
 
 
+class _EpochKeys(Sampler[list[tuple[int, int]]]):
+    """The sampler's batches as ``(epoch, index)`` pairs, so a loader worker knows the epoch."""
+
+    def __init__(self, batches: GlobalBatchSampler) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch = self.batches.epoch
+        return ([(epoch, i) for i in batch] for batch in self.batches)
+
+
+class _EpochSeeded(Dataset):
+    """Reads ``(epoch, index)``; a loader worker reseeds torch, numpy and random at its first
+    sample of each epoch from (seed, epoch, rank, worker).
+
+    Loaders are built once with persistent workers, so without this a worker's augmentations
+    in epoch e would depend on every earlier epoch and a resumed run would draw other ones.
+    In the main process (``num_workers: 0``) the global generators, which checkpoints save,
+    draw as before.
+    """
+
+    def __init__(self, data: Dataset, seed: int, rank: int = 0) -> None:
+        self.data, self.seed, self.rank, self.epoch = data, seed, rank, -1
+
+    def __len__(self) -> int:
+        return len(self.data)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        worker = get_worker_info()
+        if worker is not None and epoch != self.epoch:
+            seed = int(np.random.SeedSequence([self.seed, epoch, self.rank, worker.id]).generate_state(1)[0])
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            self.epoch = epoch
+        return self.data[index]
+
+
 @dataclass
 class RunState:
     """Everything that must survive an interruption, so a resumed run ends with the same numbers."""
@@ -135,6 +178,7 @@ class Trainer:
         self.model_name = config.model or info.default_model
         self.method: Method = create_method(config.method, **config.method_options)
         self._stop_signal: int | None = None
+        self._eval_loaders: dict[int, DataLoader] = {}
 
     # ----- set-up -----------------------------------------------------------------------------
     def load_data(self) -> DataSplits:
@@ -161,23 +205,37 @@ class Trainer:
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         return opt, sched
 
-    def _loader(self, data: Dataset, train: bool, epoch: int = 0) -> DataLoader:
+    def _train_loader(self, data: Dataset) -> DataLoader:
+        """Built once: workers persist across epochs; :meth:`GlobalBatchSampler.set_epoch`
+        reshuffles (seeded) and :class:`_EpochSeeded` reseeds the workers each epoch."""
         c = self.cfg
-        generator = torch.Generator().manual_seed(c.seed * 100_003 + epoch)
-        sampler = None
-        if train and self.dist.world_size > 1:
-            sampler = DistributedSampler(data, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                         shuffle=True, seed=c.seed, drop_last=True)
-            sampler.set_epoch(epoch)
-        batch = c.batch_size // self.dist.world_size if train else c.batch_size
-        return DataLoader(data, batch_size=max(1, batch), shuffle=train and sampler is None,
-                          sampler=sampler, generator=generator, num_workers=c.num_workers,
-                          drop_last=False, pin_memory=self.device.type == "cuda")
+        batches = GlobalBatchSampler(len(data), c.batch_size, c.seed,  # type: ignore[arg-type]
+                                     self.dist.rank, self.dist.world_size)
+        return self._data_loader(_EpochSeeded(data, c.seed, self.dist.rank), batch_sampler=_EpochKeys(batches))
+
+    def _eval_loader(self, data: Dataset) -> DataLoader:
+        """One loader per evaluated split, built at its first use (every rank sees all of it)."""
+        if id(data) not in self._eval_loaders:
+            self._eval_loaders[id(data)] = self._data_loader(data, batch_size=self.cfg.batch_size)
+        return self._eval_loaders[id(data)]
+
+    def _data_loader(self, data: Dataset, **batching: Any) -> DataLoader:
+        workers = self.cfg.num_workers
+        # A fixed generator: the loader's base seed would otherwise be drawn from (and advance)
+        # the global generator that a checkpoint restores.
+        return DataLoader(data, num_workers=workers, persistent_workers=workers > 0,
+                          generator=torch.Generator().manual_seed(self.cfg.seed),
+                          pin_memory=self.device.type == "cuda", **batching)
 
     # ----- one epoch --------------------------------------------------------------------------
+    def _autocast_dtype(self) -> torch.dtype | None:
+        """bf16 under ``amp`` on CUDA; None: no autocast (fp32, or TF32 where ``tf32`` allows)."""
+        return torch.bfloat16 if self.cfg.amp and self.device.type == "cuda" else None
+
     def _autocast(self) -> contextlib.AbstractContextManager:
-        enabled = self.cfg.amp and self.device.type == "cuda"
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        dtype = self._autocast_dtype()
+        return torch.autocast(device_type=self.device.type, dtype=dtype or torch.bfloat16,
+                              enabled=dtype is not None)
 
     def _to_input(self, x: Tensor) -> Tensor:
         x = time_first(x.to(self.device, non_blocking=True), self.T)
@@ -185,52 +243,84 @@ class Trainer:
 
     def _train_epoch(self, model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer,
                      epoch: int) -> tuple[float, float, int]:
+        """One epoch; returns the mean loss and accuracy over the global batches and their
+        number of samples.
+
+        At most one host sync a step: the step's loss, correct count, size and stop flag stay on
+        the device (summed over ranks by an all-reduce the host does not wait for) and are read
+        one step late, when the next step is already queued. Every rank reads the same numbers at
+        the same step, so all stop (signal) or fail (NaN) together instead of leaving the others
+        waiting in DDP's gradient all-reduce.
+        """
         model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        batches = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if self.dist.is_main else True)
-        for i, (x, y) in enumerate(batches):
+        batches: GlobalBatchSampler = loader.batch_sampler.batches  # type: ignore[union-attr]
+        batches.set_epoch(epoch)
+        totals = [0.0, 0.0, 0.0]  # loss sum, correct, samples: global
+        pending: tuple[int, Tensor] | None = None
+        steps = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if self.dist.is_main else True)
+        for i, (x, y) in enumerate(steps):
             if self.cfg.limit_batches is not None and i >= self.cfg.limit_batches:
                 break
-            x, y = self._to_input(x), y.to(self.device)
+            x, y = self._to_input(x), y.to(self.device, non_blocking=True)
             with self._autocast():
                 out = model(x)
                 loss = self.method.loss(out, y, self.cfg.label_smoothing)
-            # One all-reduce per batch (none for a single process): the epoch's numbers are
-            # over the global batch, and every rank stops (signal) or fails (NaN) at the same
-            # batch instead of leaving the others waiting in DDP's gradient all-reduce.
-            batch_loss, batch_correct, n, stop = all_reduce_sum(
-                [loss.item() * y.numel(), (predict(out.detach()) == y).sum().item(), y.numel(),
-                 self._stop_signal is not None], self.device)
-            if stop:
-                raise Interrupted()
-            if not math.isfinite(batch_loss):
-                raise TrainingDiverged(
-                    f"loss became {batch_loss / n} at epoch {epoch}, batch {i + 1}; the last good "
-                    f"checkpoint is {self.ckpt_path if self.ckpt_path.exists() else 'none (first epoch)'}"
-                    "; lower the learning rate (lr) or add grad_clip, then train again")
+            stats = self._step_stats(loss, out, y)
+            if self.dist.world_size > 1:
+                loss = loss * batches.loss_scale(i, y.numel())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
             opt.step()
-            total_loss += batch_loss
-            correct += int(batch_correct)
-            seen += int(n)
-        return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1), seen  # seen: global
+            if pending is not None:
+                self._read_step(*pending, totals, epoch)
+            pending = (i + 1, stats)
+        if pending is not None:
+            self._read_step(*pending, totals, epoch)
+        loss_sum, correct, seen = totals
+        return loss_sum / max(seen, 1), 100.0 * correct / max(seen, 1), int(seen)
+
+    def _step_stats(self, loss: Tensor, out: Tensor, y: Tensor) -> Tensor:
+        """``[loss sum, correct, samples, stop]`` of this step on the device, summed over ranks
+        (asynchronously on GPUs: NCCL queues the all-reduce on the stream)."""
+        n = y.numel()
+        stats = torch.stack([loss.detach().double() * n, (predict(out.detach()) == y).sum().double(),
+                             loss.new_full((), n, dtype=torch.float64),
+                             loss.new_full((), float(self._stop_signal is not None), dtype=torch.float64)])
+        if active():
+            dist.all_reduce(stats)
+        return stats
+
+    def _read_step(self, step: int, stats: Tensor, totals: list[float], epoch: int) -> None:
+        """The one host sync of a step: add a finished step's numbers, stop or fail after it."""
+        loss_sum, correct, n, stop = stats.tolist()
+        if stop:
+            raise Interrupted()
+        if not math.isfinite(loss_sum):
+            raise TrainingDiverged(
+                f"loss became {loss_sum / n} at epoch {epoch}, batch {step}; the last good "
+                f"checkpoint is {self.ckpt_path if self.ckpt_path.exists() else 'none (first epoch)'}"
+                "; lower the learning rate (lr) or add grad_clip, then train again")
+        totals[0] += loss_sum
+        totals[1] += correct
+        totals[2] += n
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset) -> tuple[float, float]:
+        """Mean loss and accuracy on ``data``: summed on the device, read once at the end."""
         model.eval()
-        total_loss, correct, seen = 0.0, 0, 0
-        for i, (x, y) in enumerate(self._loader(data, train=False)):
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, correct, samples
+        for i, (x, y) in enumerate(self._eval_loader(data)):
             if self.cfg.limit_batches is not None and i >= self.cfg.limit_batches:
                 break
-            x, y = self._to_input(x), y.to(self.device)
+            x, y = self._to_input(x), y.to(self.device, non_blocking=True)
             with self._autocast():
                 out = model(x)
-            total_loss += mean_output_ce(out, y).item() * y.numel()  # same loss for every method
-            correct += (predict(out.float()) == y).sum().item()
-            seen += y.numel()
+            sums += torch.stack([mean_output_ce(out, y).double() * y.numel(),  # one loss for all methods
+                                 (predict(out.float()) == y).sum().double(),
+                                 sums.new_full((), y.numel())])
+        total_loss, correct, seen = sums.tolist()
         return total_loss / max(seen, 1), 100.0 * correct / max(seen, 1)
 
     # ----- checkpoints ------------------------------------------------------------------------
@@ -265,16 +355,18 @@ class Trainer:
     # ----- the run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         c = self.cfg
-        if self.dist.world_size > 1 and c.batch_size % self.dist.world_size:
-            raise UserError(f"batch_size {c.batch_size} is the global batch and must divide evenly "
-                            f"among the {self.dist.world_size} processes; choose a multiple of "
-                            f"{self.dist.world_size}")
+        if c.batch_size < self.dist.world_size:
+            raise UserError(f"batch_size {c.batch_size} is the global batch and must be at least the "
+                            f"number of processes ({self.dist.world_size}); raise it or use fewer processes")
+        # Off for reproduction rows: cuDNN would otherwise run fp32 convolutions in TF32.
+        torch.backends.cuda.matmul.allow_tf32 = c.tf32
+        torch.backends.cudnn.allow_tf32 = c.tf32
         self.device = select_device(c.device, self.dist.local_rank)
         own_group = self.dist.world_size > 1 and not dist.is_initialized()
         if own_group:
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            init_process_group("nccl" if self.device.type == "cuda" else "gloo")  # a short join timeout
         seed_everything(c.seed, c.deterministic)
         config_dict = {**c.to_dict(), "T": self.T, "model": self.model_name,
                        "method_options": self.method.options}
@@ -328,7 +420,7 @@ class Trainer:
             log.info("--resume: no checkpoint at %s yet, starting from scratch", self.ckpt_path)
         check_same_everywhere("the epoch to resume after", state.epoch, self.device,
                               "put --checkpoint-dir on a filesystem every node can read")
-        env = environment(self.device, splits.fingerprint)
+        env = environment(self.device, splits.fingerprint, self._autocast_dtype(), self.dist.world_size)
         tracker = self._open_tracker(config_dict, splits.fingerprint)
         if self.dist.is_main:
             recipe = recipe_record(config_dict, method_options(c.method))
@@ -337,10 +429,10 @@ class Trainer:
             self.writer.start(config_dict, env, recipe)
             tracker.log_params(config_dict)
         probe_x = self._probe_batch(splits.test)
+        loader = self._train_loader(splits.train)
         try:
             for epoch in range(state.epoch + 1, c.epochs + 1):
                 start = time.perf_counter()
-                loader = self._loader(splits.train, train=True, epoch=epoch)
                 lr = opt.param_groups[0]["lr"]  # the rate this epoch trained with
                 train_loss, train_acc, seen = self._train_epoch(model, loader, opt, epoch)
                 train_time = time.perf_counter() - start
@@ -357,7 +449,8 @@ class Trainer:
                 state.epoch = epoch
                 probe = None
                 if epoch == c.epochs or (c.probe_every and epoch % c.probe_every == 0):
-                    probe = run_probes(_unwrap(model), probe_x, epoch)
+                    with self._autocast():  # the precision the accuracy beside it was trained in
+                        probe = run_probes(_unwrap(model), probe_x, epoch)
                     state.probes.append(probe)
                 self._log_epoch(row, probe, tracker)
                 if self.dist.is_main:

@@ -227,3 +227,127 @@ def test_probe_batch_samples_every_class_of_a_class_sorted_test_set(tmp_path):
     picked = batch[0, :, 0, 0, 0].long()
     assert len(set(labels[picked].tolist())) == 10
     assert torch.equal(picked, trainer._probe_batch(data)[0, :, 0, 0, 0].long())  # fixed
+
+
+# Calls that make the host wait for the device (on a GPU) or read a tensor's value on the host.
+SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+def _count_host_reads(monkeypatch) -> dict[str, int]:
+    """Count every host read of a tensor while a training epoch runs, and every `.to(device)`
+    copy that is not non-blocking."""
+    from mpdsnn.train import Trainer
+    counts = {name: 0 for name in (*SYNCS, "blocking_to", "synchronize")}
+    inside = [False]
+
+    def counting(name, original):
+        def wrapper(*args, **kwargs):
+            if inside[0]:
+                counts[name] += 1
+            return original(*args, **kwargs)
+        return wrapper
+
+    for name in SYNCS:
+        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+    monkeypatch.setattr(torch.cuda, "synchronize", counting("synchronize", torch.cuda.synchronize))
+    original_to = torch.Tensor.to
+
+    def to(self, *args, **kwargs):
+        if inside[0] and any(isinstance(a, (torch.device, str)) for a in (*args, kwargs.get("device")))\
+                and not kwargs.get("non_blocking"):
+            counts["blocking_to"] += 1
+        return original_to(self, *args, **kwargs)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+
+    # Samples are read and collated on the host from host tensors (in loader workers on a GPU
+    # machine): not a wait for the device, so not counted.
+    next_batch = torch.utils.data.dataloader._BaseDataLoaderIter.__next__
+
+    def uncounted_next(self):
+        was, inside[0] = inside[0], False
+        try:
+            return next_batch(self)
+        finally:
+            inside[0] = was
+    monkeypatch.setattr(torch.utils.data.dataloader._BaseDataLoaderIter, "__next__", uncounted_next)
+    epoch = Trainer._train_epoch
+
+    def counted_epoch(self, *args, **kwargs):
+        inside[0] = True
+        try:
+            return epoch(self, *args, **kwargs)
+        finally:
+            inside[0] = False
+    monkeypatch.setattr(Trainer, "_train_epoch", counted_epoch)
+    return counts
+
+
+@pytest.mark.parametrize("method", ["ds-atgo", "vanilla"])
+def test_at_most_one_host_sync_per_training_step(tmp_path, monkeypatch, method):
+    """Two epochs' worth of steps (4 and 12 batches of 16) differ by 8 steps; the extra host
+    reads over those 8 steps are the steady-state cost of a step (per-epoch ones cancel)."""
+    totals = []
+    for subset in (64, 192):
+        counts = _count_host_reads(monkeypatch)
+        cfg = dict(dataset="digits", method=method, epochs=1, batch_size=16, train_subset=subset,
+                   test_subset=32, probe_samples=16, tracking=False, augment=False)
+        train(build_config(overrides=cfg), tmp_path / f"{method}-{subset}")
+        totals.append(dict(counts))
+        monkeypatch.undo()
+    per_step = {k: (totals[1][k] - totals[0][k]) / 8 for k in totals[0]}
+    assert sum(v for k, v in per_step.items() if k != "blocking_to") <= 1, str(per_step)
+    assert per_step["blocking_to"] == 0, str(per_step)
+
+
+def test_tf32_and_precision_are_recorded_in_env_json(tmp_path):
+    cfg = dict(dataset="digits", method="vanilla", epochs=1, batch_size=64, train_subset=64,
+               test_subset=32, probe_samples=16, tracking=False, tf32=True)
+    train(build_config(overrides=cfg), tmp_path / "run")
+    env = json.loads((tmp_path / "run" / "env.json").read_text())
+    assert env["tf32_matmul"] is True and env["tf32_cudnn"] is True
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert env["autocast_dtype"] == env["probe_autocast_dtype"] == "none"  # no autocast on a CPU
+    assert env["world_size"] == 1
+    assert {"cuda_version", "cudnn_version", "nccl_version", "device_name"} <= env.keys()
+    train(build_config(overrides={**cfg, "tf32": False}), tmp_path / "off")
+    assert json.loads((tmp_path / "off" / "env.json").read_text())["tf32_matmul"] is False
+    assert not torch.backends.cudnn.allow_tf32
+    # the report groups by it: the hardware label carries the precision
+    from mpdsnn.report.tables import comparison_table, hardware_labels
+    from mpdsnn.runfolder.reader import read_runs
+    runs = read_runs([tmp_path]).runs
+    assert set(runs["autocast_dtype"]) == {"none"} and set(runs["tf32_matmul"]) == {True, False}
+    assert list(comparison_table(runs)["hardware"]) == ["cpu [fp32] (1)"] * 2  # tf32 on/off: 2 recipes
+    gpu = pd.DataFrame({"device_name": ["NVIDIA H200", "NVIDIA H200", "NVIDIA H200"],
+                        "autocast_dtype": ["bfloat16", "none", None],
+                        "tf32_matmul": [False, True, None], "tf32_cudnn": [False, True, None]})
+    assert list(hardware_labels(gpu)) == ["NVIDIA H200 [bf16 autocast; TF32 off]",
+                                          "NVIDIA H200 [fp32; TF32 on]", "NVIDIA H200"]
+
+
+class _StopAfterFirstCheckpoint(Exception):
+    pass
+
+
+def test_persistent_loader_workers_give_the_same_numbers_when_resumed(tmp_path, monkeypatch):
+    """Loaders are built once (two workers persist across epochs); each epoch still shuffles and
+    augments (random shifts) from the seed alone, so a run stopped after its first epoch and
+    resumed ends with the numbers of a run that went straight through."""
+    import mpdsnn.train as engine
+    cfg = dict(dataset="digits", method="vanilla", epochs=2, batch_size=32, train_subset=128,
+               test_subset=32, probe_samples=16, tracking=False, num_workers=2, seed=4)
+    train(build_config(overrides=cfg), tmp_path / "straight")
+    save = engine.save_checkpoint
+
+    def save_then_stop(path, state):
+        save(path, state)
+        raise _StopAfterFirstCheckpoint
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_stop)
+    with pytest.raises(_StopAfterFirstCheckpoint):
+        train(build_config(overrides=cfg), tmp_path / "resumed")
+    monkeypatch.undo()
+    train(build_config(overrides=cfg), tmp_path / "resumed", resume=True)
+    straight, resumed = (pd.read_csv(tmp_path / name / "history.csv").drop(columns=TIMINGS)
+                         for name in ("straight", "resumed"))
+    assert list(resumed["epoch"]) == [1, 2]
+    pd.testing.assert_frame_equal(straight, resumed)

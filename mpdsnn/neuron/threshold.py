@@ -53,14 +53,7 @@ def mpd_statistics(u: Tensor, sync: bool = False) -> tuple[Tensor, Tensor]:
     """
     u = u.detach()
     if sync and dist.is_available() and dist.is_initialized():
-        u64 = u.double()
-        moments = torch.stack([torch.tensor(float(u.numel()), dtype=torch.float64, device=u.device),
-                               u64.sum(), (u64 * u64).sum()])
-        dist.all_reduce(moments)
-        n, total, squares = moments.unbind()
-        mean = total / n
-        var = ((squares - n * mean * mean) / (n - 1)).clamp_min(0)
-        return mean.to(u.dtype), var.sqrt().to(u.dtype)
+        return _global_statistics(u)
     if u.numel() < 2:
         return u.mean(), torch.zeros((), dtype=u.dtype, device=u.device)
     x = u.reshape(-1) if u.dtype in (torch.float32, torch.float64) else u.float().reshape(-1)
@@ -90,6 +83,25 @@ def _one_pass_moments(x: Tensor) -> tuple[Tensor, Tensor]:
         centred = x - mean
         var = torch.dot(centred, centred).double() / (n - 1)
     return mean, var.to(x.dtype)
+
+
+def _global_statistics(u: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased std of ``u`` over all ranks (``u`` detached).
+
+    Each rank's (count, mean, sum of squared deviations) from one local pass, gathered by one
+    collective and combined exactly (Chan et al.'s pairwise update) in float64. Nothing waits for
+    the GPU (no host-to-device copy, no ``.item()``) and U is never copied to float64.
+    """
+    var, mean = (s.double() for s in torch.var_mean(u.float(), correction=0))
+    local = torch.stack([mean.new_full((), u.numel()), mean, var * u.numel()])
+    parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, local)
+    n, means, m2 = torch.stack(parts).unbind(1)
+    total = n.sum()
+    mean_all = (n * means).sum() / total
+    m2_all = (m2 + n * (means - mean_all) ** 2).sum()
+    std = (m2_all / (total - 1).clamp_min(1)).sqrt()
+    return mean_all.to(u.dtype), std.to(u.dtype)
 
 
 class AdaptiveThreshold(nn.Module):

@@ -64,6 +64,7 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
         frame["device_name"] = "not recorded"
     frame["device_name"] = frame["device_name"].astype(object).where(
         frame["device_name"].notna(), "not recorded").astype(str)
+    frame["device_name"] = hardware_labels(frame)
     for metric in [*ACCURACIES, *MEANS]:
         if metric not in frame:
             frame[metric] = float("nan")
@@ -83,6 +84,27 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(
         keys, key=lambda c: method_rank(c) if c.name == "method" else c
     ).reset_index(drop=True)
+
+
+def hardware_labels(frame: pd.DataFrame) -> pd.Series:
+    """Device name with the precision it trained in, e.g. ``NVIDIA H200 [bf16 autocast; TF32
+    off]``: the same seed gives other numbers under each. CPUs have no TF32; runs recorded
+    before env.json held the precision keep the bare name."""
+    def label(row: pd.Series) -> str:
+        amp = row.get("autocast_dtype")
+        if not isinstance(amp, str):
+            return row["device_name"]
+        parts = ["fp32" if amp == "none" else f"{amp.replace('bfloat16', 'bf16')} autocast"]
+        if row["device_name"] != "cpu":
+            tf32 = {(True, True): "TF32 on", (False, True): "TF32 in cuDNN only",
+                    (True, False): "TF32 in matmul only"}
+            on = tuple(pd.api.types.is_bool(v) and bool(v)
+                       for v in (row.get("tf32_matmul"), row.get("tf32_cudnn")))
+            parts.append(tf32.get(on, "TF32 off"))
+        return f"{row['device_name']} [{'; '.join(parts)}]"
+    if frame.empty:
+        return frame["device_name"]
+    return frame.apply(label, axis=1).astype(str)
 
 
 def _hardware(names: pd.Series) -> str:

@@ -39,8 +39,10 @@ SETTING = ["pipeline", "dataset", "model", "T"]
 """What makes numbers comparable: runs differing only in method and seed."""
 KEYS = ["run", *SETTING, "method", "seed"]
 DUPLICATE_KEY = ["dataset", "model", "T", "method", "variant", "recipe", "seed"]
-ENV_COLUMNS = ["python", "platform", "processor", "device_name", "git_commit", "git_dirty",
-               "data_fingerprint"]
+PRECISION_COLUMNS = ["autocast_dtype", "tf32_matmul", "tf32_cudnn"]
+"""What decides a run's numbers besides hardware (env.json since issue 16)."""
+ENV_COLUMNS = ["python", "platform", "processor", "device_name", *PRECISION_COLUMNS, "world_size",
+               "git_commit", "git_dirty", "data_fingerprint"]
 REQUIRED_METRICS = ("epochs", "best_test_acc", "last_test_acc")
 """What a finished run's metrics.json must hold for any table or verdict."""
 REQUIRED_COLUMNS = {
@@ -221,7 +223,7 @@ def read_run(root: Path, run_dir: Path, prefix_root: bool = False) -> dict[str, 
     if missing:
         raise ContractError(f"{metrics_path} lacks {', '.join(missing)}")
     row.update(_recipe(run_dir, config, env))
-    row.update({k: env.get(k) for k in ("device_name", "processor")})
+    row.update({k: env.get(k) for k in ("device_name", "processor", *PRECISION_COLUMNS)})
     skip = set(row) | {"pipeline"}
     row.update({k: v for k, v in _flatten(metrics).items() if k not in skip})
     row.update(_flatten(config, "config."))
