@@ -194,9 +194,9 @@ def test_torchrun_two_processes_write_one_run_folder(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["epochs"] == 1
+    # only rank 0 wrote; a finished run keeps no resume state (no checkpoint folder)
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoint", "config.yaml", "env.json", "history.csv", "metrics.json", "model.pt", "probes"]
-    assert list((out / "checkpoint").iterdir()) == []  # only rank 0 wrote; a finished run keeps no resume state
+        "config.yaml", "env.json", "history.csv", "metrics.json", "model.pt", "probes", "recipe.json"]
     # only rank 0 reports: one JSON result line, one "finished" log line
     results = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(results) == 1 and json.loads(results[0])["best_test_acc"] == metrics["best_test_acc"]
