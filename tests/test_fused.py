@@ -206,3 +206,20 @@ def test_statistics_of_a_constant_layer_are_its_value_and_zero():
     u = torch.full((4, 1000), 0.3)
     got_mean, got_std = mpd_statistics(u)
     assert got_mean.item() == pytest.approx(0.3) and got_std.item() == 0.0
+
+
+def test_the_backward_dot_products_copy_no_channels_last_slice():
+    """The fused backward's sums over a step read channels-last slices in place (issue 16:
+    ``flatten()`` copied each one) and equal the plain dot product."""
+    from mpdsnn.neuron.fused import _dense_1d, _dot
+
+    x = torch.randn(3, 4, 8, 5, 5).to(memory_format=torch.channels_last_3d)[1]  # a step slice
+    y = torch.randn(4, 8, 5, 5).to(memory_format=torch.channels_last)
+    z = torch.empty_like(y).copy_(torch.randn(4, 8, 5, 5))  # empty_like keeps channels-last
+    assert not y.is_contiguous() and _dense_1d(y).data_ptr() == y.data_ptr()
+    assert _dot(y, z).item() == pytest.approx((y * z).sum().item(), rel=1e-5)
+    assert _dense_1d(x) is None or _dense_1d(x).data_ptr() == x.data_ptr()
+    assert _dot(x, x).item() == pytest.approx((x * x).sum().item(), rel=1e-5)
+    gapped = torch.randn(4, 8, 6, 6)[..., :5, :5]  # not dense: falls back to a copy, same value
+    assert _dense_1d(gapped) is None
+    assert _dot(gapped, gapped).item() == pytest.approx((gapped * gapped).sum().item(), rel=1e-5)

@@ -242,7 +242,9 @@ def _count_host_reads(monkeypatch) -> dict[str, int]:
 
     def counting(name, original):
         def wrapper(*args, **kwargs):
-            if inside[0]:
+            # _one_pass_moments is the CPU-only statistics path (on CUDA mpd_statistics takes one
+            # std_mean with no read): its scalar reads of CPU tensors wait for no device.
+            if inside[0] and sys._getframe(1).f_code.co_name != "_one_pass_moments":
                 counts[name] += 1
             return original(*args, **kwargs)
         return wrapper
