@@ -122,6 +122,7 @@ plots:
 OPTIONAL_PARAMS = ("recipe_cards",)
 """Top-level params.yaml keys that change every run's recipe when present."""
 REPORT_CODE = ("mpdsnn/report", "mpdsnn/verdicts", "mpdsnn/runfolder/reader.py", "mpdsnn/paper.py")
+"""The report stage's code (paper.py is shared: training averages the paper's layer set too)."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from mpdsnn.probes import HIST_EDGES, ProbeResult, run_probes
 from mpdsnn.provenance import environment
 from mpdsnn.lifecycle import stop_with_parent
 from mpdsnn.memory import check_memory
+from mpdsnn.paper import paper_layers
 from mpdsnn.runfolder import layout
 from mpdsnn.runfolder.checkpoint import load_checkpoint, save_checkpoint
 from mpdsnn.runfolder.fingerprint import changed_keys, code_hash
@@ -47,6 +48,11 @@ from mpdsnn.runfolder.guard import RESUMABLE_CHANGES, RunLock, check_out_folder,
 from mpdsnn.runfolder.writer import RunWriter, recipe_record
 
 log = logging.getLogger(__name__)
+
+
+BATCH_STATISTICS_SIZES = (1, 16)
+"""Test batch sizes at which a run with MPD thresholds is also evaluated on each batch's own
+statistics (metrics ``test_acc_batch_thresholds_bs<k>``; mpdsnn.verdicts.render reads them)."""
 
 
 class TrainingDiverged(UserError):
@@ -178,7 +184,7 @@ class Trainer:
         self.model_name = config.model or info.default_model
         self.method: Method = create_method(config.method, **config.method_options)
         self._stop_signal: int | None = None
-        self._eval_loaders: dict[int, DataLoader] = {}
+        self._eval_loaders: dict[tuple[int, int], DataLoader] = {}
 
     # ----- set-up -----------------------------------------------------------------------------
     def load_data(self) -> DataSplits:
@@ -213,11 +219,13 @@ class Trainer:
                                      self.dist.rank, self.dist.world_size)
         return self._data_loader(_EpochSeeded(data, c.seed, self.dist.rank), batch_sampler=_EpochKeys(batches))
 
-    def _eval_loader(self, data: Dataset) -> DataLoader:
-        """One loader per evaluated split, built at its first use (every rank sees all of it)."""
-        if id(data) not in self._eval_loaders:
-            self._eval_loaders[id(data)] = self._data_loader(data, batch_size=self.cfg.batch_size)
-        return self._eval_loaders[id(data)]
+    def _eval_loader(self, data: Dataset, batch_size: int | None = None) -> DataLoader:
+        """One loader per evaluated split and batch size, built at its first use (every rank
+        sees all of it)."""
+        key = (id(data), batch_size or self.cfg.batch_size)
+        if key not in self._eval_loaders:
+            self._eval_loaders[key] = self._data_loader(data, batch_size=key[1])
+        return self._eval_loaders[key]
 
     def _data_loader(self, data: Dataset, **batching: Any) -> DataLoader:
         workers = self.cfg.num_workers
@@ -307,11 +315,12 @@ class Trainer:
         totals[2] += n
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: Dataset) -> tuple[float, float]:
-        """Mean loss and accuracy on ``data``: summed on the device, read once at the end."""
+    def evaluate(self, model: nn.Module, data: Dataset, batch_size: int | None = None) -> tuple[float, float]:
+        """Mean loss and accuracy on ``data`` (test batches of ``batch_size``, default the
+        run's): summed on the device, read once at the end."""
         model.eval()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, correct, samples
-        for i, (x, y) in enumerate(self._eval_loader(data)):
+        for i, (x, y) in enumerate(self._eval_loader(data, batch_size)):
             if self.cfg.limit_batches is not None and i >= self.cfg.limit_batches:
                 break
             x, y = self._to_input(x), y.to(self.device, non_blocking=True)
@@ -428,7 +437,10 @@ class Trainer:
                 recipe["stage"] = self.stage_key
             self.writer.start(config_dict, env, recipe)
             tracker.log_params(config_dict)
-        probe_x = self._probe_batch(splits.test)
+        # Probes read held-out training data where the dataset has a validation split (the
+        # gradient window is a training-time quantity), else test samples: metrics.json says which.
+        probe_split = "val" if splits.val is not None and len(splits.val) else "test"
+        probe_x = self._probe_batch(splits.val if probe_split == "val" else splits.test)
         loader = self._train_loader(splits.train)
         try:
             for epoch in range(state.epoch + 1, c.epochs + 1):
@@ -464,12 +476,12 @@ class Trainer:
         except BaseException:
             tracker.finish("FAILED")
             raise
-        metrics = self._finish(model, splits, state, env, tracker)
+        metrics = self._finish(model, splits, state, env, tracker, probe_split)
         return metrics
 
     def _probe_batch(self, data: Dataset) -> Tensor:
-        """A fixed, seeded random sample of the test set: test lists are often sorted by class
-        (event datasets by path), so their first samples would probe a few classes only."""
+        """A fixed, seeded random sample of ``data``: lists are often sorted by class (event
+        datasets by path), so their first samples would probe a few classes only."""
         n = min(self.cfg.probe_samples, len(data))
         picks = np.random.default_rng([self.cfg.split_seed, 7]).choice(len(data), n, replace=False)
         xs = torch.stack([data[int(i)][0] for i in np.sort(picks)])
@@ -493,7 +505,7 @@ class Trainer:
         tracker.log_metrics(metrics, step=row["epoch"])
 
     def _finish(self, model: nn.Module, splits: DataSplits, state: RunState, env: dict[str, Any],
-                tracker) -> dict[str, Any]:
+                tracker, probe_split: str) -> dict[str, Any]:
         hist = pd.DataFrame(state.history)
         best = hist.loc[hist["test_acc"].idxmax()]
         metrics: dict[str, Any] = {
@@ -512,13 +524,20 @@ class Trainer:
             metrics["val_selected_test_acc"] = float(sel["test_acc"])
             metrics["val_selected_epoch"] = int(sel["epoch"])
         last_probe = state.probes[-1]
-        metrics["mean_firing_rate"] = float(last_probe.layers["firing_rate"].mean())
+        metrics["probe_split"] = probe_split
+        # the paper's layer set: downsample neurons are shown, not averaged in (mpdsnn.paper)
+        metrics["mean_firing_rate"] = float(paper_layers(last_probe.layers)["firing_rate"].mean())
         metrics["sops_per_sample"] = last_probe.sops_per_sample
         metrics["energy_uj_per_sample"] = last_probe.energy_uj_per_sample
         metrics.update(neurobench_metrics(last_probe, _unwrap(model)))  # NeuroBench names
         with batch_statistics_thresholds(_unwrap(model)) as has_adaptive:
             if has_adaptive:
                 metrics["test_acc_batch_thresholds"] = self.evaluate(model, splits.test)[1]
+                # Why the running buffer matters (C5's companion): batch statistics depend on the
+                # test batch size, the running buffer does not.
+                for size in BATCH_STATISTICS_SIZES:
+                    metrics[f"test_acc_batch_thresholds_bs{size}"] = self.evaluate(
+                        model, splits.test, batch_size=size)[1]
         if self.dist.is_main:
             self.writer.write_history(state.history)
             self.writer.write_probes(pd.concat([p.layers for p in state.probes]),

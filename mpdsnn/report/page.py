@@ -64,7 +64,7 @@ FIGURES = [
                 "runs 400).",
                 lambda t, p: figures.fig6_ablation_curves(t.history, p)),
     FigureEntry("fig8_firing_rate_per_layer", "Fig. 8: firing rate per layer",
-                "Test-set firing rate of each spiking layer (last probe, mean ± std over n seeds); "
+                "Firing rate of each spiking layer on the probe batch (held-out validation samples where the dataset has a validation split, else test samples: metrics.json `probe_split`) (last probe, mean ± std over n seeds); "
                 "dotted: 1 − Φ(1) = 15.87 %, the rate an MPD threshold of mean + std gives a "
                 "Gaussian potential; dashed: the paper's numbers (DS-ATGO about 15 ± 1.62 % per "
                 "layer on CIFAR-10, vanilla mean 10.66 %), drawn for reference whatever the "

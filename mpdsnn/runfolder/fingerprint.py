@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 ANALYSIS_PARTS = ("report", "verdicts", "bench")
 """Subpackages of ``mpdsnn`` that only read run folders: editing them never retrains."""
-ANALYSIS_FILES = ("runfolder/reader.py", "paper.py", "evaluate.py", "pipeline.py")
+ANALYSIS_FILES = ("runfolder/reader.py", "evaluate.py", "pipeline.py")
 """Modules that read results or write pipelines, never imported by training."""
 
 NOT_IN_RECIPE = frozenset({
