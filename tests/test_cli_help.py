@@ -1,0 +1,76 @@
+"""The command line explains itself: every option's help, the registered names and the
+config's defaults in ``--help``, and a did-you-mean for every unknown command, option, key or name."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mpdsnn.cli import build_parser, main
+from mpdsnn.data import list_datasets
+from mpdsnn.methods import list_methods
+from mpdsnn.models import list_models
+
+COMMANDS = ["train", "prepare", "evaluate", "list", "report", "claims", "recipe", "pipeline",
+            "plots", "bench", "ui"]
+
+
+def _help(capsys, command: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+
+
+def _error(capsys, argv: list[str]) -> str:
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_train_help_lists_every_registered_name_and_the_config_defaults(capsys):
+    text = _help(capsys, "train")
+    method = re.search(r"--method METHOD (.*?) --dataset", text).group(1)
+    assert all(name in method for name in list_methods()) and "(default: ds-atgo)" in method
+    dataset = re.search(r"--dataset DATASET (.*?) --model", text).group(1)
+    assert all(name in dataset for name in list_datasets()) and "(default: digits)" in dataset
+    model = re.search(r"--model MODEL (.*?) --seed", text).group(1)
+    assert all(name in model for name in list_models())
+    for flag, default in [("--seed SEED", "0"), ("--epochs EPOCHS", "20"), ("--lr LR", "0.1"),
+                          ("--batch-size BATCH_SIZE", "64"), ("--T T", "the dataset's")]:
+        assert re.search(re.escape(flag) + r" [^-]*\(default: " + re.escape(default) + r"\)", text), flag
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_of_every_command_has_help(command):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    sub.format_help()  # fills the texts computed only when help is printed
+    bare = [a.option_strings or a.dest for a in sub._actions if not a.help]
+    assert not bare, f"mpdsnn {command}: options without help: {bare}"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "--set", "epoch=3"], "unknown config key(s) epoch in command-line flags; did you mean epochs? valid keys: "),
+    (["train", "--method", "ds-atg"], "unknown method 'ds-atg'; did you mean ds-atgo"),
+    (["train", "--dataset", "digit"], "unknown dataset 'digit'; did you mean digits"),
+    (["train", "--method-option", "fcc=2"], "for method 'ds-atgo'; did you mean fc? valid options: fc, "),
+    (["train", "--set", "model_options={widht: 8}"], "unknown option(s) widht for model 'convnet'; did you mean width?"),
+    (["train", "--epcohs", "3"], "unrecognized arguments: --epcohs 3 (did you mean --epochs?); see `mpdsnn train --help`"),
+    (["trian"], "invalid choice: 'trian'; did you mean train? choose from train, "),
+    (["prepare", "--dataset", "digits", "--option", "siz=3"], "unknown digits option 'siz'; did you mean size?"),
+])
+def test_unknown_names_suggest_the_closest_first(capsys, tmp_path, argv, expected):
+    tail = ["--no-tracking", "--limit-batches", "1", "--epochs", "1"] if argv[0] == "train" else []
+    out = ["--out", str(tmp_path / "run")] if argv[0] in ("train", "prepare") else []
+    assert expected in _error(capsys, [*argv, *tail, *out])
+
+
+def test_a_name_with_no_close_match_lists_the_valid_ones_without_a_guess(capsys, tmp_path):
+    err = _error(capsys, ["train", "--method", "zzz", "--no-tracking", "--out", str(tmp_path / "r")])
+    assert "unknown method 'zzz'; valid methods: " in err and "did you mean" not in err
