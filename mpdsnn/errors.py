@@ -19,8 +19,12 @@ def did_you_mean(names: str | Iterable[str], valid: Iterable[str]) -> str:
     if not found:
         return ""
     if len(names) == 1:
-        return f"did you mean {' or '.join(found[names[0]])}? "
-    return "did you mean " + ", ".join(f"{' or '.join(c)} for {n}" for n, c in found.items()) + "? "
+        return f"did you mean {_either(found[names[0]])}? "
+    return "did you mean " + ", ".join(f"{_either(c)} for {n}" for n, c in found.items()) + "? "
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def unknown_name(kind: str, name: str, valid: list[str]) -> UserError:

@@ -222,7 +222,9 @@ class Trainer:
     def evaluate(self, model: nn.Module, data: Dataset) -> tuple[float, float]:
         model.eval()
         total_loss, correct, seen = 0.0, 0, 0
-        for i, (x, y) in enumerate(self._loader(data, train=False)):
+        batches = tqdm(self._loader(data, train=False), desc="evaluating", leave=False,
+                       disable=None if self.dist.is_main else True)
+        for i, (x, y) in enumerate(batches):
             if self.cfg.limit_batches is not None and i >= self.cfg.limit_batches:
                 break
             x, y = self._to_input(x), y.to(self.device)

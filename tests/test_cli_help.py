@@ -1,16 +1,23 @@
 """The command line explains itself: every option's help, the registered names and the
-config's defaults in ``--help``, and a did-you-mean for every unknown command, option, key or name."""
+config's defaults in ``--help``, a did-you-mean for every unknown command, option, key or name,
+and a log line before and after each step that takes seconds (emulation, probes)."""
 
 from __future__ import annotations
 
+import logging
 import re
 
+import numpy as np
 import pytest
+import torch
 
 from mpdsnn.cli import build_parser, main
-from mpdsnn.data import list_datasets
-from mpdsnn.methods import list_methods
-from mpdsnn.models import list_models
+from mpdsnn.data import digits_dvs, list_datasets
+from mpdsnn.data.digits import raw_digits
+from mpdsnn.data.emulator import emulate
+from mpdsnn.methods import create_method, list_methods
+from mpdsnn.models import create_model, list_models
+from mpdsnn.probes import run_probes
 
 COMMANDS = ["train", "prepare", "evaluate", "list", "report", "claims", "recipe", "pipeline",
             "plots", "bench", "ui"]
@@ -74,3 +81,29 @@ def test_unknown_names_suggest_the_closest_first(capsys, tmp_path, argv, expecte
 def test_a_name_with_no_close_match_lists_the_valid_ones_without_a_guess(capsys, tmp_path):
     err = _error(capsys, ["train", "--method", "zzz", "--no-tracking", "--out", str(tmp_path / "r")])
     assert "unknown method 'zzz'; valid methods: " in err and "did you mean" not in err
+
+
+# ---------------------------------------------------------------- progress of the slow steps
+
+def test_digits_dvs_emulation_says_what_it_does_and_how_long_it_took(caplog, monkeypatch):
+    monkeypatch.setattr(digits_dvs, "_MEMORY", {})  # emulate anew, whatever ran before
+    caplog.set_level(logging.INFO, logger="mpdsnn.data.digits_dvs")
+    indices = np.arange(300)  # more than one progress slice
+    events, offsets, source = digits_dvs.digit_events(digits_dvs.emulator_config({}), indices)
+    assert source == "generated" and len(offsets) == 301 and offsets[-1] == len(events)
+    whole, whole_offsets = emulate(raw_digits()[0][indices] / 16.0, digits_dvs.emulator_config({}))
+    assert np.array_equal(events, whole) and np.array_equal(offsets, whole_offsets)  # slicing is exact
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("emulating 300 digits as events") for line in lines), lines
+    assert any(re.match(r"\.\.\. emulated 300 digits in \d+\.\d s", line) for line in lines), lines
+
+
+def test_probes_log_their_start_and_duration(caplog):
+    caplog.set_level(logging.INFO, logger="mpdsnn.probes")
+    torch.manual_seed(0)
+    model = create_model("convnet", create_method("ds-atgo"), T=2, num_classes=10, in_channels=1)
+    result = run_probes(model, torch.rand(2, 4, 1, 8, 8), epoch=3)
+    lines = [r.getMessage() for r in caplog.records]
+    assert "probing epoch 3 on 4 samples (two forward passes, per-layer statistics)..." in lines
+    assert any(re.fullmatch(rf"\.\.\. probed {len(result.layers)} layers in \d+\.\d s", line)
+               for line in lines), lines
