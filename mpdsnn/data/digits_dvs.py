@@ -147,9 +147,11 @@ def digit_events(config: EmulatorConfig, indices: np.ndarray, root: Path | None 
 def _emulate_with_progress(images: np.ndarray, config: EmulatorConfig) -> tuple[np.ndarray, np.ndarray]:
     """:func:`emulate` in slices under a progress bar (shown on a terminal only): the full set
     takes seconds. Each image's events depend on that image alone, so slicing changes nothing."""
-    parts = [emulate(images[i:i + _PROGRESS_SLICE], config)
-             for i in tqdm(range(0, len(images), _PROGRESS_SLICE), desc="emulating events",
-                           unit="slice", leave=False, disable=None)]
+    parts = []
+    with tqdm(total=len(images), desc="emulating events", unit="digit", leave=False, disable=None) as bar:
+        for i in range(0, len(images), _PROGRESS_SLICE):
+            parts.append(emulate(images[i:i + _PROGRESS_SLICE], config))
+            bar.update(len(images[i:i + _PROGRESS_SLICE]))
     if not parts:
         return emulate(images, config)
     events = np.concatenate([e for e, _ in parts])
