@@ -1,6 +1,6 @@
 """The command line explains itself: every option's help, the registered names and the
 config's defaults in ``--help``, a did-you-mean for every unknown command, option, key or name,
-and a log line before and after each step that takes seconds (emulation, probes)."""
+and a log line for each step that takes seconds (emulation, probes, first framing)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from mpdsnn.cli import build_parser, main
 from mpdsnn.data import digits_dvs, list_datasets
 from mpdsnn.data.digits import raw_digits
 from mpdsnn.data.emulator import emulate
+from mpdsnn.data.frames import EventFrames, EventSource, FrameSpec
 from mpdsnn.methods import create_method, list_methods
 from mpdsnn.models import create_model, list_models
 from mpdsnn.probes import run_probes
@@ -107,3 +108,25 @@ def test_probes_log_their_start_and_duration(caplog):
     assert "probing epoch 3 on 4 samples (two forward passes, per-layer statistics)..." in lines
     assert any(re.fullmatch(rf"\.\.\. probed {len(result.layers)} layers in \d+\.\d s", line)
                for line in lines), lines
+
+
+class _OneEventSource(EventSource):
+    """Two recordings of one event each: enough to frame and cache (the frames are not checked)."""
+
+    def _read(self, relpath: str) -> np.ndarray:
+        events = np.zeros(1, dtype=[("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+        events["x"], events["y"] = 1, 2
+        return events
+
+
+def test_frames_say_once_that_they_are_cached_on_first_use(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mpdsnn.data.frames")
+    source = _OneEventSource(tmp_path / "raw", [("a.bin", 0), ("b.bin", 1)], "test")
+    spec = FrameSpec("toy-dvs", 2, "count", (4, 4), (4, 4, 2))
+    frames = EventFrames(source, source.samples, spec, tmp_path / "frames")
+    expected = f"toy-dvs: 2 recordings will be framed on first use and cached in {frames.cache}"
+    assert [r.getMessage() for r in caplog.records] == [expected + " (the first epoch is slower)"]
+    assert frames[0][0].shape == (2, 2, 4, 4) and (frames.cache / "a.bin.npy").is_file()
+    caplog.clear()
+    EventFrames(source, source.samples, spec, tmp_path / "frames")  # cache exists: nothing to say
+    assert caplog.records == []
