@@ -64,14 +64,18 @@ def test_every_option_of_every_command_has_help(command):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["train", "--set", "epoch=3"], "unknown config key(s) epoch in command-line flags; did you mean epochs? valid keys: "),
+    (["train", "--set", "epoch=3"],
+     "unknown config key(s) epoch in command-line flags; did you mean epochs? valid keys: "),
     (["train", "--method", "ds-atg"], "unknown method 'ds-atg'; did you mean ds-atgo"),
     (["train", "--dataset", "digit"], "unknown dataset 'digit'; did you mean digits"),
     (["train", "--method-option", "fcc=2"], "for method 'ds-atgo'; did you mean fc? valid options: fc, "),
-    (["train", "--set", "model_options={widht: 8}"], "unknown option(s) widht for model 'convnet'; did you mean width?"),
-    (["train", "--epcohs", "3"], "unrecognized arguments: --epcohs 3 (did you mean --epochs?); see `mpdsnn train --help`"),
+    (["train", "--set", "model_options={widht: 8}"],
+     "unknown option(s) widht for model 'convnet'; did you mean width?"),
+    (["train", "--epcohs", "3"],
+     "unrecognized arguments: --epcohs 3 (did you mean --epochs?); see `mpdsnn train --help`"),
     (["trian"], "invalid choice: 'trian'; did you mean train? choose from train, "),
-    (["prepare", "--dataset", "digits", "--option", "siz=3"], "unknown digits option 'siz'; did you mean size?"),
+    (["prepare", "--dataset", "digits", "--option", "siz=3"],
+     "unknown digits option 'siz'; did you mean size?"),
 ])
 def test_unknown_names_suggest_the_closest_first(capsys, tmp_path, argv, expected):
     tail = ["--no-tracking", "--limit-batches", "1", "--epochs", "1"] if argv[0] == "train" else []
