@@ -7,16 +7,17 @@ signal exits 143 after saying how to resume.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
-from mpdsnn.errors import UserError
+from mpdsnn.errors import UserError, did_you_mean
 
 log = logging.getLogger("mpdsnn")
 
@@ -33,12 +34,76 @@ def _key_value(text: str) -> tuple[str, Any]:
                                          "or write a YAML value such as 1e-4, true, [1, 2]") from None
 
 
+class _Lazy:
+    """Help text made only when help is printed: the registries and TrainConfig import torch
+    (about 3 s), which every other command line must not pay for."""
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make = make
+
+
+def _config_default(key: str) -> Any:
+    """A TrainConfig default, so that help cannot drift from the config."""
+    from mpdsnn.config import TrainConfig
+
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}[key]
+
+
+def _default(key: str, note: str) -> _Lazy:
+    return _Lazy(lambda: f"{note} (default: {_config_default(key)})")
+
+
+def _names(kind: str, note: str = "", default: str | None = None) -> _Lazy:
+    """The registered methods, datasets or models, plugins included, listed in the help (not
+    argparse choices: an unknown name gets a did-you-mean UserError instead)."""
+    def make() -> str:
+        if kind == "method":
+            from mpdsnn.methods import list_methods as names
+        elif kind == "dataset":
+            from mpdsnn.data import list_datasets as names
+        else:
+            from mpdsnn.models import list_models as names
+        value = _config_default(kind) if default is None and kind != "model" else default
+        tail = f" (default: {value})" if value else ""
+        return f"{note}one of: {', '.join(names())}{tail}".replace("%", "%%")
+    return _Lazy(make)
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """Bad flags get one line (``error: ...``) and exit 2, like every other user error, instead
-    of argparse's multi-line usage block."""
+    of argparse's multi-line usage block; unknown commands and options suggest the closest."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+    def format_help(self) -> str:
+        for action in self._actions:
+            if isinstance(action.help, _Lazy):
+                action.help = action.help.make()
+        return super().format_help()
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}; "
+                                         f"{did_you_mean(str(value), map(str, action.choices))}"
+                                         f"choose from {', '.join(map(str, action.choices))}")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            options = [o for p in self._chosen(parsed) for o in p._option_string_actions]
+            flags = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
+            hint = did_you_mean(flags, options).strip()
+            self._chosen(parsed)[-1].error(f"unrecognized arguments: {' '.join(extras)}"
+                                           + (f" ({hint})" if hint else ""))
+        return parsed
+
+    def _chosen(self, parsed: argparse.Namespace) -> list[argparse.ArgumentParser]:
+        """This parser and the subcommand's, whose options an unknown flag was meant to be."""
+        subs = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+        command = getattr(parsed, "command", None)
+        return [self, *(s.choices[command] for s in subs if command in s.choices)]
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -304,16 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=Path, help="a DVC params.yaml: train < datasets.<dataset> < "
                    "method card < method_options.<method>.recipe (what the pipelines use; "
                    "`mpdsnn recipe` prints it)")
-    p.add_argument("--method")
-    p.add_argument("--dataset")
-    p.add_argument("--model")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--method", help=_names("method", "training method; `mpdsnn list` describes each; "))
+    p.add_argument("--dataset", help=_names("dataset"))
+    p.add_argument("--model", help=_names("model", "", default="the dataset's own model"))
+    p.add_argument("--seed", type=int, help=_default("seed", "training seed"))
+    p.add_argument("--epochs", type=int, help=_default("epochs", "training epochs"))
     p.add_argument("--T", type=int, help="timesteps (default: the dataset's)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--limit-batches", type=int, help="smoke runs: batches per epoch")
+    p.add_argument("--lr", type=float, help=_default("lr", "peak learning rate of the cosine schedule"))
+    p.add_argument("--batch-size", type=int, help=_default("batch_size", "samples per batch"))
+    p.add_argument("--device", help=_default("device", "auto (cuda when available), cpu or cuda"))
+    p.add_argument("--limit-batches", type=int, help="smoke runs: batches per epoch (default: all)")
     p.add_argument("--checkpoint-dir", help="where resume checkpoints go (default OUT/checkpoint)")
     p.add_argument("--mirror", help="a local copy of the dataset to read instead of downloading")
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
@@ -329,27 +394,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("prepare", help="fetch (or read a mirror of) a dataset, verify and cache it")
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help=_names("dataset", default=""))
     p.add_argument("--params", type=Path, help="a DVC params.yaml: use its data settings")
     p.add_argument("--root", help="cache and download folder (default data)")
     p.add_argument("--mirror", help="a local copy to read instead of downloading")
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading")
     p.add_argument("--T", type=int, help="timesteps to cache frames for (event data)")
     p.add_argument("--seed", type=int, help="seed of any split the dataset makes (default 0)")
-    p.add_argument("--option", action="append", type=_key_value, metavar="KEY=VALUE")
-    p.add_argument("--out", help="write the summary JSON here")
+    p.add_argument("--option", action="append", type=_key_value, metavar="KEY=VALUE",
+                   help="a dataset option, e.g. --option size=8 (repeatable)")
+    p.add_argument("--out", help="write the summary JSON here (default: print it only)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("evaluate", help="re-evaluate a finished run folder on its test set")
-    p.add_argument("run_dir")
-    p.add_argument("--device", default="auto")
+    p.add_argument("run_dir", help="a finished run folder (holds config.yaml and the best checkpoint)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("recipe", help="print a pipeline's resolved recipe for one method, with sources")
     p.add_argument("--params", type=Path, required=True, help="a DVC params.yaml")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--method", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", required=True, help=_names("dataset", default=""))
+    p.add_argument("--method", required=True, help=_names("method", default=""))
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     p.set_defaults(func=cmd_recipe)
 
     p = sub.add_parser("list", help="list methods, datasets and models")
@@ -357,19 +423,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="tables, figures, published-vs-reproduced and claims from run folders")
     p.add_argument("runs", nargs="+", help="folders holding run folders (searched recursively)")
-    p.add_argument("--out", default="reports")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--html-plots", action="store_true", help="also write interactive HTML charts (~1 MB)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("claims", help="check the paper's claims and compare with published numbers")
     p.add_argument("runs", nargs="+", type=Path, help="run folders or folders above them")
-    p.add_argument("--dataset", help="only this dataset")
+    p.add_argument("--dataset", help="only this dataset (default: every dataset found)")
     p.add_argument("--accuracy", choices=["best", "last", "val"], default="best",
                    help="test accuracy compared by C3/C4 (default: best)")
     p.add_argument("--plan", action="store_true",
                    help="also print the seeds each claim needs for the paper's effect and the "
                         "params change that adds them")
-    p.add_argument("--json", type=Path, dest="json_out", help="also write the results here")
+    p.add_argument("--json", type=Path, dest="json_out", help="also write the results here as JSON")
     p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("pipeline", help="render every pipeline's dvc.yaml from one template, or start a new pipeline")
@@ -378,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "train: the whole train matrix in --jobs long-lived processes, before "
                         "`dvc repro` (which then finds the runs done)")
     p.add_argument("name", nargs="?", help="new: the pipeline's name (pipelines/NAME)")
-    p.add_argument("--dataset", help="new: the dataset it trains on")
+    p.add_argument("--dataset", help=_names("dataset", "new: the dataset it trains on; ", default=""))
     p.add_argument("--methods", default="ds-atgo,vanilla", help="new: methods, comma-separated (default ds-atgo,vanilla)")
     p.add_argument("--check", action="store_true", help="render: only compare; exit 1 if any differs")
     p.add_argument("--repo", default=".", help="the repository root (default: .)")
@@ -388,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("plots", help="offline Vega-Lite: render a spec, or write DVC's plot templates")
-    p.add_argument("action", choices=["render-vega", "dvc-templates"])
+    p.add_argument("action", choices=["render-vega", "dvc-templates"],
+                   help="render-vega: a spec to PNG and HTML; dvc-templates: write DVC's templates")
     p.add_argument("target", help="render-vega: SPEC.json; dvc-templates: the folder (e.g. .dvc/plots)")
     p.add_argument("out_dir", nargs="?", help="render-vega: where the PNG and HTML go")
     p.set_defaults(func=cmd_plots)
@@ -396,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="open the MLflow UI on this project's run store")
     p.add_argument("--uri", help="tracking URI (default: MLFLOW_TRACKING_URI or <project>/mlflow.db)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: local only)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("bench", help="time and memory of neurons and models against SpikingJelly/snnTorch",
@@ -408,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "published shapes on one CUDA device (default: tiny)")
     p.add_argument("--out", default=None, help="output folder (default: bench-results/SIZES)")
     p.add_argument("--levels", default="neuron,model", help="comma-separated: neuron,model (default: both)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads(N) (default: torch's own choice)")
     p.add_argument("--no-libraries", action="store_true", help="leave SpikingJelly and snnTorch out")
     p.set_defaults(func=cmd_bench)
     return parser

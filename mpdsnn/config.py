@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from mpdsnn.data.registry import DataConfig
-from mpdsnn.errors import UserError
+from mpdsnn.errors import UserError, did_you_mean
 from mpdsnn.recipes import Resolved, resolve_layers
 
 
@@ -256,7 +256,8 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[s
     unknown = sorted(set(override) - known)
     if unknown:
         raise UserError(
-            f"unknown config key(s) {', '.join(unknown)} in {source}; valid keys: {', '.join(sorted(known))}"
+            f"unknown config key(s) {', '.join(unknown)} in {source}; {did_you_mean(unknown, known)}"
+            f"valid keys: {', '.join(sorted(known))}"
         )
     return {**base, **override}
 

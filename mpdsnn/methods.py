@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from mpdsnn.errors import UserError, unknown_name
+from mpdsnn.errors import UserError, did_you_mean, unknown_name
 from mpdsnn.losses import Loss, mean_output_ce
 from mpdsnn.neuron import (
     AdaptiveThreshold,
@@ -113,7 +113,7 @@ def create_method(name: str, **options: Any) -> Method:
     if unknown:
         raise UserError(
             f"unknown option(s) {', '.join(unknown)} for method {name!r}; "
-            f"valid options: {', '.join(valid) or 'none'}"
+            f"{did_you_mean(unknown, valid)}valid options: {', '.join(valid) or 'none'}"
         )
     for key, value in options.items():
         _check_option_type(name, key, value, valid[key])

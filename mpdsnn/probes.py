@@ -10,6 +10,8 @@ statistics or AT running thresholds.
 from __future__ import annotations
 
 import copy
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from mpdsnn.neuron import record_traces
+
+log = logging.getLogger(__name__)
 
 HIST_EDGES = np.linspace(-4.0, 4.0, 81)  # potentials in units of the base threshold Vth = 1
 E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # 45 nm CMOS energies (Horowitz 2014), the field's convention
@@ -77,6 +81,8 @@ def run_probes(model: nn.Module, x: Tensor, epoch: int) -> ProbeResult:
     was_training = model.training
     N = x.shape[1]
     T = x.shape[0]
+    start = time.perf_counter()
+    log.info("probing epoch %d on %d samples (two forward passes, per-layer statistics)...", epoch, N)
     counter = _OpCounter(model)
     model.eval()
     try:
@@ -123,6 +129,7 @@ def run_probes(model: nn.Module, x: Tensor, epoch: int) -> ProbeResult:
     sops, enc_macs = _synaptic_ops(counter.records, T, layers_df)
     layers_df["sops"] = sops
     energy_pj = E_MAC_PJ * enc_macs + E_AC_PJ * float(np.sum(sops))
+    log.info("... probed %d layers in %.1f s", len(layers_df), time.perf_counter() - start)
     return ProbeResult(
         layers=layers_df, timesteps=pd.DataFrame(rows_t), hist_counts=np.stack(hists).astype(np.int64),
         layer_names=[n for n, _ in eval_traces], sops_per_sample=float(np.sum(sops)),

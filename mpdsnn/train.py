@@ -320,7 +320,9 @@ class Trainer:
         run's): summed on the device, read once at the end."""
         model.eval()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, correct, samples
-        for i, (x, y) in enumerate(self._eval_loader(data, batch_size)):
+        batches = tqdm(self._eval_loader(data, batch_size), desc="evaluating", leave=False,
+                       disable=None if self.dist.is_main else True)
+        for i, (x, y) in enumerate(batches):
             if self.cfg.limit_batches is not None and i >= self.cfg.limit_batches:
                 break
             x, y = self._to_input(x), y.to(self.device, non_blocking=True)

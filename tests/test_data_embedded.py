@@ -30,7 +30,7 @@ def test_both_datasets_are_registered_with_their_info():
 
 
 def test_unknown_dataset_lists_valid_names():
-    with pytest.raises(UserError, match=r"unknown dataset 'digitz'; valid datasets: .*digits, digits-dvs"):
+    with pytest.raises(UserError, match=r"unknown dataset 'digitz'; did you mean digits or digits-dvs\? valid datasets: .*digits, digits-dvs"):
         load_dataset("digitz", DataConfig())
 
 

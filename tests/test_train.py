@@ -120,9 +120,9 @@ def test_sigterm_checkpoints_and_exits_cleanly_for_resume(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "ds-atg0"], "unknown method 'ds-atg0'; valid methods: "),
-    (["--dataset", "cifar11"], "unknown dataset 'cifar11'; valid datasets: "),
-    (["--model", "resnet20"], "unknown model 'resnet20'; valid models: "),
+    (["--method", "ds-atg0"], "unknown method 'ds-atg0'; did you mean ds-atgo? valid methods: "),
+    (["--dataset", "cifar11"], "unknown dataset 'cifar11'; did you mean cifar10, cifar100 or cifar10-dvs? valid "),
+    (["--model", "resnet20"], "unknown model 'resnet20'; did you mean resnet19, resnet18"),
     (["--T", "0"], "T must be a positive integer"),
     (["--lr", "-0.1"], "lr must be positive, got -0.1"),
     (["--set", "epochs=2.5"], "epochs must be an integer; got 2.5"),

@@ -34,6 +34,7 @@ import torch
 from tonic.transforms import ToFrame
 from torch import Tensor
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from mpdsnn.data.digits import (
     apply_subsets,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 SENSOR = (34, 34)
 ROLL_PX = 2
 FRAMINGS = ("time", "events")
+_PROGRESS_SLICE = 256  # images per progress step
 CACHE_VERSION = "1"  # bump when the emulator's output changes for the same parameters
 
 INFO = DatasetInfo(
@@ -130,13 +132,30 @@ def digit_events(config: EmulatorConfig, indices: np.ndarray, root: Path | None 
         return (*loaded, "disk")
     images, _ = raw_digits()
     start = time.perf_counter()
-    events, offsets = emulate(images[indices] / 16.0, config)
-    log.info("emulated %d digits in %.1f s (%.0f events per digit)", len(indices),
+    log.info("emulating %s digits as events (once: cached%s)...", f"{len(indices):,}",
+             f" in {path.parent}" if path is not None else " in memory")
+    events, offsets = _emulate_with_progress(images[indices] / 16.0, config)
+    log.info("... emulated %s digits in %.1f s (%.0f events per digit)", f"{len(indices):,}",
              time.perf_counter() - start, len(events) / max(len(indices), 1))
     if path is not None:
         _write_cache(path, key, events, offsets)
     _remember(key, (events, offsets))
     return events, offsets, "generated"
+
+
+def _emulate_with_progress(images: np.ndarray, config: EmulatorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`emulate` in slices under a progress bar (shown on a terminal only): the full set
+    takes seconds. Each image's events depend on that image alone, so slicing changes nothing."""
+    parts = []
+    with tqdm(total=len(images), desc="emulating events", unit="digit", leave=False, disable=None) as bar:
+        for i in range(0, len(images), _PROGRESS_SLICE):
+            parts.append(emulate(images[i:i + _PROGRESS_SLICE], config))
+            bar.update(len(images[i:i + _PROGRESS_SLICE]))
+    if not parts:
+        return emulate(images, config)
+    events = np.concatenate([e for e, _ in parts])
+    counts = np.concatenate([np.diff(o) for _, o in parts])
+    return events, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
 def _remember(key: str, value: tuple[np.ndarray, np.ndarray]) -> None:

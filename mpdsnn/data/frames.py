@@ -13,6 +13,7 @@ of tonic's ``DiskCachedDataset``, whose path ignores the transform).
 from __future__ import annotations
 
 import hashlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from torch.utils.data import Dataset
 from mpdsnn.data.tet_frames import tet_frames
 from mpdsnn.errors import UserError
 from mpdsnn.files import atomic_write_bytes
+
+log = logging.getLogger(__name__)
 
 FRAMES_VERSION = 2  # bump when to_frames changes, so old caches are not reused (2: no bilinear)
 Binning = Literal["count", "time"]
@@ -121,6 +124,9 @@ class EventFrames(Dataset):
         self.spec = spec
         self.cache = (Path(cache_dir) / spec.dataset / spec.key() / source.cache_tag()
                       if cache_dir is not None else None)
+        if self.cache is not None and not self.cache.is_dir():  # else silent: the epoch is slower
+            log.info("%s: %s recordings will be framed on first use and cached in %s (the first "
+                     "epoch is slower)", spec.dataset, f"{len(self.samples):,}", self.cache)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -19,7 +19,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from mpdsnn.data.registry import DataConfig, DataSplits
-from mpdsnn.errors import UserError
+from mpdsnn.errors import UserError, did_you_mean
 
 # Separate random streams per purpose: changing val_size must not reshuffle the test subset.
 _STREAM_VAL, _STREAM_TRAIN_SUBSET, _STREAM_TEST_SUBSET = 1, 2, 3
@@ -47,7 +47,7 @@ def check_options(name: str, options: dict[str, Any], allowed: Iterable[str]) ->
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise UserError(f"unknown option(s) {', '.join(map(repr, unknown))} for dataset {name!r}; "
-                        f"valid options: {', '.join(allowed) or '(none)'}")
+                        f"{did_you_mean(unknown, allowed)}valid options: {', '.join(allowed) or '(none)'}")
 
 
 def seeded_subset(n: int, size: int | None, seed: int, stream: int) -> list[int]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from mpdsnn.errors import UserError, unknown_name
+from mpdsnn.errors import UserError, did_you_mean, unknown_name
 from mpdsnn.neuron.factory import NeuronFactory
 from mpdsnn.models.layers import ModelBuilder
 from mpdsnn.models.resnet import ResNet18, ResNet19
@@ -42,6 +42,11 @@ def create_model(name: str, method: NeuronFactory, T: int, num_classes: int, in_
     try:
         inspect.signature(builder).bind(method, T, num_classes=num_classes, in_channels=in_channels, **options)
     except TypeError as exc:
+        valid = [p for p in inspect.signature(builder).parameters if p not in ("method", "T")]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise UserError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; "
+                            f"{did_you_mean(unknown, valid)}valid options: {', '.join(valid)}") from None
         raise UserError(f"bad option for model {name!r}: {exc}") from None
     try:
         return builder(method, T, num_classes=num_classes, in_channels=in_channels, **options)
