@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from mpdsnn.data.registry import DataConfig
-from mpdsnn.errors import UserError, did_you_mean
+from mpdsnn.errors import UserError, check_choice, did_you_mean
 from mpdsnn.recipes import Resolved, resolve_layers
 
 
@@ -97,10 +97,10 @@ class TrainConfig:
                 raise UserError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.label_smoothing >= 1:
             raise UserError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
-        _check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
-        _check_choice("schedule", self.schedule, ("cosine", "constant"))
-        _check_choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
-        _check_choice("neuron_backend", self.neuron_backend, ("fused", "reference", "compiled"))
+        check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
+        check_choice("schedule", self.schedule, ("cosine", "constant"))
+        check_choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
+        check_choice("neuron_backend", self.neuron_backend, ("fused", "reference", "compiled"))
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,11 +114,6 @@ class TrainConfig:
                           augment=self.augment if augment is None else augment,
                           train_subset=self.train_subset, test_subset=self.test_subset,
                           options=dict(self.dataset_options))
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UserError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _accepts(annotation: Any, value: Any) -> bool:

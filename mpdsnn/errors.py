@@ -30,3 +30,11 @@ def _either(names: list[str]) -> str:
 def unknown_name(kind: str, name: str, valid: list[str]) -> UserError:
     return UserError(f"unknown {kind} {name!r}; {did_you_mean(name, valid)}"
                      f"valid {kind}s: {', '.join(sorted(valid))}")
+
+
+def check_choice(option: str, value: object, choices: Iterable[str]) -> None:
+    """A setting that takes one of a few named values (optimizer, tgo_rule, ...)."""
+    choices = list(choices)
+    if value not in choices:
+        raise UserError(f"{option} must be one of {', '.join(choices)}; "
+                        f"{did_you_mean(str(value), choices)}got {value!r}")

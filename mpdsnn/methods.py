@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from mpdsnn.errors import UserError, did_you_mean, unknown_name
+from mpdsnn.errors import UserError, check_choice, did_you_mean, unknown_name
 from mpdsnn.losses import Loss, mean_output_ce
 from mpdsnn.neuron import (
     AdaptiveThreshold,
@@ -192,18 +192,13 @@ def _decay(learnable_decay: bool, tau: float) -> nn.Module:
     return LearnableDecay(tau) if learnable_decay else FixedDecay(tau)
 
 
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UserError(f"{option} must be one of {', '.join(choices)}; got {value!r}")
-
-
 def _mpd_method(adaptive_firing: bool, tgo: bool, fc: float, momentum: float, tgo_rule: str,
                 threshold: str, eval_source: str, learnable_decay: bool, tau: float,
                 min_theta: float) -> Method:
     """The DS-ATGO family: MPD threshold firing (AT) and/or MPD-driven width (TGO)."""
-    _check_choice("threshold", threshold, ("mpd", "estimated"))
-    _check_choice("tgo_rule", tgo_rule, ("paper", "code"))
-    _check_choice("eval_source", eval_source, ("running", "batch"))
+    check_choice("threshold", threshold, ("mpd", "estimated"))
+    check_choice("tgo_rule", tgo_rule, ("paper", "code"))
+    check_choice("eval_source", eval_source, ("running", "batch"))
     if fc <= 0:
         raise UserError(f"fc must be positive, got {fc}")
     if not 0 < momentum <= 1:

@@ -75,7 +75,7 @@ def test_every_option_of_every_command_has_help(command):
      "unrecognized arguments: --epcohs 3 (did you mean --epochs?); see `mpdsnn train --help`"),
     (["trian"], "invalid choice: 'trian'; did you mean train? choose from train, "),
     (["prepare", "--dataset", "digits", "--option", "siz=3"],
-     "unknown digits option 'siz'; did you mean size?"),
+     "unknown option(s) 'siz' for dataset 'digits'; did you mean size?"),
 ])
 def test_unknown_names_suggest_the_closest_first(capsys, tmp_path, argv, expected):
     tail = ["--no-tracking", "--limit-batches", "1", "--epochs", "1"] if argv[0] == "train" else []

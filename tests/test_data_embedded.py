@@ -118,7 +118,7 @@ def test_subsets_are_seeded():
 @pytest.mark.parametrize("options, message", [
     ({"size": 12}, "digits option size must be one of 8, 16 .pixels per side., got 12"),
     ({"size": "big"}, "got 'big'"),
-    ({"colour": True}, "unknown digits option 'colour'; valid digits options: size"),
+    ({"colour": True}, r"unknown option\(s\) 'colour' for dataset 'digits'; valid options: size"),
 ])
 def test_bad_digits_options_are_user_errors(options, message):
     with pytest.raises(UserError, match=message):
@@ -237,8 +237,8 @@ def test_memory_cache_is_bounded(tmp_path):
     ({"framing": "frames"}, "framing must be one of time, events, got 'frames'"),
     ({"threshold": "high"}, "option threshold must be like 0.2, got 'high'"),
     ({"image_size": 40}, "does not fit the 34x34 sensor"),
-    ({"sensor_size": (64, 64)}, "unknown digits-dvs option 'sensor_size'; valid digits-dvs options: "
-                                "amplitude_px, disk_cache, dt_ms"),
+    ({"sensor_size": (64, 64)}, r"unknown option\(s\) 'sensor_size' for dataset 'digits-dvs'; valid "
+                                "options: amplitude_px, disk_cache, dt_ms"),
     ({"disk_cache": "yes"}, "disk_cache must be true or false"),
 ])
 def test_bad_dvs_options_are_user_errors(tmp_path, options, message):

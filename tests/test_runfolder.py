@@ -304,3 +304,15 @@ def test_a_stop_before_the_first_checkpoint_names_no_checkpoint(tmp_path, capsys
     assert main(["train", "--method", "vanilla", *FAST, "--epochs", "1", "--out", str(tmp_path / "r")]) == 143
     err = capsys.readouterr().err
     assert "no epoch had finished, so there is no checkpoint yet" in err and "last.pt" not in err
+
+
+def test_training_never_imports_the_analysis_side():
+    """The training side (what the code hash covers) imports nothing of the analysis side, so
+    an edit there can neither change a run's numbers nor leave a stale recipe fingerprint."""
+    from mpdsnn.runfolder.fingerprint import training_code_files
+
+    analysis = r"mpdsnn\.(report|verdicts|bench|evaluate|pipeline|runfolder\.reader)\b"
+    offenders = [f"{p.relative_to(REPO)}: {m.group(0)}" for p in training_code_files()
+                 for m in [re.search(rf"^\s*(from|import) {analysis}", p.read_text(), re.M)] if m
+                 and p.name != "cli.py"]  # the command line dispatches to both sides, lazily
+    assert offenders == []

@@ -30,7 +30,8 @@ from torch.utils.data import Dataset
 
 from mpdsnn.data._resize import resize_bilinear
 from mpdsnn.data.registry import DataConfig, DatasetInfo, DataSplits, register_dataset
-from mpdsnn.errors import UserError, unknown_name
+from mpdsnn.data.splits import check_options
+from mpdsnn.errors import UserError
 
 NUM_DIGITS = 1797
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
@@ -113,14 +114,6 @@ def apply_subsets(split: DigitsSplit, config: DataConfig) -> DigitsSplit:
     return DigitsSplit(take(split.train, config.train_subset, "train_subset"),
                        take(split.val, config.test_subset, "test_subset"),
                        take(split.test, config.test_subset, "test_subset"))
-
-
-def check_options(dataset: str, options: dict[str, Any], valid: dict[str, Any]) -> dict[str, Any]:
-    """``options`` merged over the defaults ``valid``; an unknown key is a UserError listing them."""
-    for key in options:
-        if key not in valid:
-            raise unknown_name(f"{dataset} option", key, list(valid))
-    return {**valid, **options}
 
 
 def image_size(options: dict[str, Any]) -> int:

@@ -38,7 +38,6 @@ from tqdm import tqdm
 
 from mpdsnn.data.digits import (
     apply_subsets,
-    check_options,
     digits_split,
     fingerprint,
     raw_digits,
@@ -46,6 +45,7 @@ from mpdsnn.data.digits import (
 )
 from mpdsnn.data.emulator import EVENT_DTYPE, EmulatorConfig, emulate
 from mpdsnn.data.registry import DataConfig, DatasetInfo, DataSplits, register_dataset
+from mpdsnn.data.splits import check_options
 from mpdsnn.errors import UserError
 from mpdsnn.files import atomic_write_bytes
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,16 @@ class TransformedSubset(Dataset):
         return (self.transform(x) if self.transform is not None else x), int(y)
 
 
-def check_options(name: str, options: dict[str, Any], allowed: Iterable[str]) -> None:
-    """Unknown option keys are an error: a typo must not silently fall back to a default."""
-    allowed = sorted(allowed)
-    unknown = sorted(set(options) - set(allowed))
+def check_options(name: str, options: dict[str, Any], allowed: Iterable[str] | Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """Unknown option keys are an error (a typo must not silently fall back to a default).
+    Returns ``options`` merged over ``allowed`` when it maps the options to their defaults."""
+    names = sorted(allowed)
+    unknown = sorted(set(options) - set(names))
     if unknown:
         raise UserError(f"unknown option(s) {', '.join(map(repr, unknown))} for dataset {name!r}; "
-                        f"{did_you_mean(unknown, allowed)}valid options: {', '.join(allowed) or '(none)'}")
+                        f"{did_you_mean(unknown, names)}valid options: {', '.join(names) or '(none)'}")
+    return {**allowed, **options} if isinstance(allowed, Mapping) else dict(options)
 
 
 def seeded_subset(n: int, size: int | None, seed: int, stream: int) -> list[int]:
