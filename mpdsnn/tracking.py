@@ -64,17 +64,20 @@ _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _MAX_PARAM_LEN = 100, 1000, 6000
 
 
 def find_project_root(cwd: Path | None = None) -> Path | None:
-    """The folder holding `.dvc/` or `.git` above `cwd`; for a DVC experiment copy under
-    `<root>/.dvc/tmp/exps/...` the outer <root>. None outside any project."""
+    """The git repository's root above `cwd` (else the nearest folder holding `.dvc/`): one
+    store for the default pipeline and every `pipelines/<name>/`, which are DVC projects of their
+    own inside the repository. For a DVC experiment copy under `<root>/.dvc/tmp/exps/...` the
+    outer <root>. None outside any project."""
     here = (cwd or Path.cwd()).resolve()
     parts = here.parts
     for i in range(len(parts) - 2):
         if parts[i : i + 3] == (".dvc", "tmp", "exps"):
             here = Path(*parts[:i])
             break
-    for folder in (here, *here.parents):
-        if (folder / ".dvc").is_dir() or (folder / ".git").exists():
-            return folder
+    for marker in (".git", ".dvc"):
+        for folder in (here, *here.parents):
+            if (folder / marker).exists():
+                return folder
     return None
 
 

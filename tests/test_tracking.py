@@ -570,3 +570,19 @@ def test_a_signal_to_mpdsnn_ui_stops_the_server_and_its_workers(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_every_pipeline_logs_to_the_repository_store(tmp_path):
+    """pipelines/<name>/ is a DVC project of its own (dvc init --subdir); its runs still go to
+    the one store at the git root, where `mpdsnn ui` looks."""
+    from mpdsnn.tracking import find_project_root
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".dvc").mkdir()
+    pipeline = tmp_path / "pipelines" / "nmnist-cpu"
+    (pipeline / ".dvc").mkdir(parents=True)
+    assert find_project_root(pipeline) == tmp_path
+    assert find_project_root(pipeline / ".dvc" / "tmp" / "exps" / "standalone" / "x") == tmp_path
+    outside = tmp_path / "other"
+    (outside / ".dvc").mkdir(parents=True)
+    assert find_project_root(outside) == tmp_path  # inside the repository all the same
