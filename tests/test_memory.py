@@ -32,7 +32,7 @@ def _model_and_sample(tmp_path: Path, **overrides):
     config = build_config(None, {"dataset": "digits", "method": "ds-atgo", **overrides})
     trainer = Trainer(config, tmp_path / "run")
     sample = load_dataset(config.dataset, config.data_config(trainer.T)).train[0][0]
-    model = trainer._build_model(sample)
+    model = trainer.build_model(sample)
     fuse_neurons(model, "fused")
     return model, sample, trainer.T
 
@@ -116,7 +116,7 @@ def test_event_frames_and_a_single_timestep_are_estimated(tmp_path):
     trainer = Trainer(config, tmp_path / "run")
     sample = load_dataset(config.dataset, config.data_config(4)).train[0][0]
     assert sample.dim() == 4  # frames [T, C, H, W]
-    model = trainer._build_model(sample)
+    model = trainer.build_model(sample)
     frames = estimate(model, sample, 4, CPU)
     assert frames.per_timestep > 0
     one = estimate(model, sample[:1], 1, CPU)

@@ -64,7 +64,8 @@ raw_texts = st.text(alphabet=YAML_CHARS, max_size=80) | st.binary(max_size=80).m
     lambda b: b.decode("latin-1"))
 
 
-def _up_to_the_first_batch(config: TrainConfig, out: Path, resume: Any = None) -> dict[str, float]:
+def _up_to_the_first_batch(config: TrainConfig, out: Path, resume: Any = None,
+                           stage_key: str | None = None) -> dict[str, float]:
     """What ``train`` does before its first batch that can refuse an input, without the data:
     method, dataset, T, device, the model built and run once by ``check_memory`` (the trainer's
     check before training; batch 2 here, so no input is refused for its size)."""
@@ -72,7 +73,7 @@ def _up_to_the_first_batch(config: TrainConfig, out: Path, resume: Any = None) -
     select_device(config.device)
     shape = trainer.info.input_shape
     sample = torch.zeros(shape) if trainer.info.kind == "static" else torch.zeros(trainer.T, *shape)
-    check_memory(trainer._build_model(sample), sample, trainer.T, 2, torch.device("cpu"))
+    check_memory(trainer.build_model(sample), sample, trainer.T, 2, torch.device("cpu"))
     return {"best_test_acc": 0.0, "last_test_acc": 0.0, "train_seconds": 0.0}
 
 
