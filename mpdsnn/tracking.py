@@ -61,6 +61,18 @@ PREFLIGHT_TIMEOUT_S = 5.0
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 # MLflow limits (mlflow.utils.validation): params per batch, metrics per batch, param value length.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _MAX_PARAM_LEN = 100, 1000, 6000
+# MLflow 3.17's UI ignores the experiment's `mlflow.experimentKind` tag (its feature flag for the
+# workflow switch is always on): the view comes from this query parameter, else the browser's
+# localStorage `mlflow.workflowType_v1`, else "genai". The parameter survives navigation.
+UI_WORKFLOW_QUERY = "workflowType=machine_learning"
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# Final metrics taken from metrics.json under their own (NeuroBench and run-folder) names.
+FINAL_KEYS = ("best_test_acc", "last_test_acc", "val_selected_test_acc", "mean_firing_rate",
+              "sops_per_sample", "energy_uj_per_sample", "activation_sparsity",
+              "synaptic_operations", "synaptic_operations_macs", "footprint_bytes",
+              "train_seconds", "train_samples_per_s", "test_acc_batch_thresholds")
+RUN_FOLDER_TAG = "run_folder"
+SUPERSEDED_TAG = "superseded_by"
 
 
 def find_project_root(cwd: Path | None = None) -> Path | None:
@@ -205,6 +217,60 @@ def _quiet_http_retries() -> Iterator[None]:
         logger.removeFilter(drop)
 
 
+def metric_name(*parts: str) -> str:
+    """Join parts with "/" keeping only characters MLflow accepts in a metric name
+    (alphanumerics, ``_ - . / : space``); anything else becomes "_"."""
+    text = "/".join(parts)
+    return "".join(c if c.isalnum() or c in "_-./: " else "_" for c in text)
+
+
+def epoch_metrics(row: Mapping[str, Any], probe: Any = None) -> dict[str, float]:
+    """One epoch's MLflow metrics: losses, accuracies (percent), the learning rate, and, when
+    probed, each spiking layer's firing rate and gradient availability in percent under the
+    layer's module name (``probe/firing_rate/stem.lif``), so the charts compare with accuracy."""
+    metrics = {"train/loss": row["train_loss"], "train/acc": row["train_acc"],
+               "test/loss": row["test_loss"], "test/acc": row["test_acc"], "lr": row["lr"]}
+    if row.get("val_acc") is not None:
+        metrics["val/acc"] = row["val_acc"]
+    if probe is not None:
+        for r in probe.layers.itertuples():
+            for what in ("firing_rate", "grad_available"):
+                metrics[metric_name("probe", what, r.layer_name)] = 100.0 * float(getattr(r, what))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The finished run's summary (from metrics.json) as ``final/<name>`` MLflow metrics:
+    accuracies, energy, SOPs, mean firing rate (percent) and the NeuroBench names. Missing or
+    None values (no validation split, no adaptive thresholds) are left out."""
+    out = {}
+    for key in FINAL_KEYS:
+        value = metrics.get(key)
+        if value is None:
+            continue
+        out[f"final/{key}"] = 100.0 * float(value) if key == "mean_firing_rate" else float(value)
+    return out
+
+
+def _supersede(client: Any, experiment_id: str, run_folder: str, new_run_id: str) -> int:
+    """Older MLflow runs of the same run folder: a retrain or resume into one ``--out`` replaces
+    them. Each gets the tag ``superseded_by`` = the new run id, one still RUNNING (its process
+    was SIGKILLed) is ended KILLED, and all are soft-deleted so the runs table and its group-by
+    count each run folder once (MLflow's "deleted runs" view still shows them). Returns how many."""
+    from mlflow.entities import ViewType
+
+    quoted = run_folder.replace("'", "\\'")
+    older = [run for run in client.search_runs(
+        [experiment_id], filter_string=f"tags.{RUN_FOLDER_TAG} = '{quoted}'",
+        run_view_type=ViewType.ACTIVE_ONLY, max_results=1000) if run.info.run_id != new_run_id]
+    for run in older:
+        client.set_tag(run.info.run_id, SUPERSEDED_TAG, new_run_id)
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+        client.delete_run(run.info.run_id)
+    return len(older)
+
+
 def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
     """Get-or-create the experiment, tolerating another process creating it in between."""
     from mlflow.exceptions import MlflowException
@@ -212,10 +278,10 @@ def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str
     found = client.get_experiment_by_name(name)
     if found is None:
         try:
-            # MLflow 3's UI opens an experiment on its GenAI overview unless told it holds
-            # model-training runs: this tag makes it open on the runs table.
+            # Says the experiment holds model-training runs (MLflow 3.0-3.16 UIs open such an
+            # experiment on its runs table; 3.17 needs UI_WORKFLOW_QUERY in the URL as well).
             return client.create_experiment(name, artifact_location=artifact_location,
-                                            tags={"mlflow.experimentKind": "custom_model_development"})
+                                            tags=EXPERIMENT_KIND)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -367,6 +433,10 @@ def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enable
                 client = MlflowClient(tracking_uri=uri)
                 experiment_id = _experiment_id(client, experiment, location)
             run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+            if folder := run_tags.get(RUN_FOLDER_TAG):
+                if gone := _supersede(client, experiment_id, folder, run.info.run_id):
+                    _log.info("MLflow run %s supersedes %d older run(s) of %s",
+                              run.info.run_id, gone, folder)
     except Exception as exc:  # noqa: BLE001 - tracking must never stop training
         _log.warning("MLflow tracking off for this run: cannot open the store at %s (%s: %s)",
                      uri, type(exc).__name__, exc)
@@ -415,6 +485,13 @@ class _Stopped(Exception):
         self.signum = signum
 
 
+def ui_url(host: str, port: int) -> str:
+    """The address to open: MLflow 3.17 shows its GenAI view (traces) unless the URL asks for
+    the model-training one, where an experiment opens on its runs table."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/#/experiments?{UI_WORKFLOW_QUERY}"
+
+
 def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Serve the MLflow UI for the store (`mlflow ui`) until Ctrl+C or SIGTERM.
 
@@ -437,7 +514,7 @@ def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -
         cmd += ["--artifacts-destination", artifacts.as_uri()]
     env = {**os.environ}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    _log.info("MLflow UI for %s at http://%s:%d (Ctrl+C stops it)", uri, host, port)
+    _log.info("MLflow UI for %s at %s (Ctrl+C stops it)", uri, ui_url(host, port))
 
     def stop(signum: int, _frame: Any) -> None:
         raise _Stopped(signum)
