@@ -485,11 +485,27 @@ class _Stopped(Exception):
         self.signum = signum
 
 
-def ui_url(host: str, port: int) -> str:
+def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
     """The address to open: MLflow 3.17 shows its GenAI view (traces) unless the URL asks for
-    the model-training one, where an experiment opens on its runs table."""
+    the model-training one; with an experiment, straight to its runs table."""
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/#/experiments?{UI_WORKFLOW_QUERY}"
+    where = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
+    return f"http://{shown}:{port}/#/{where}?{UI_WORKFLOW_QUERY}"
+
+
+def latest_experiment(uri: str) -> str | None:
+    """The id of the experiment holding the newest active run of a SQLite store (read with
+    sqlite3: MLflow's client costs seconds to import). None when unknown; only a hint."""
+    db = _sqlite_path(uri)
+    if db is None or not db.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)) as conn:
+            row = conn.execute("SELECT experiment_id FROM runs WHERE lifecycle_stage = 'active' "
+                               "ORDER BY start_time DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
 
 
 def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
@@ -514,7 +530,8 @@ def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -
         cmd += ["--artifacts-destination", artifacts.as_uri()]
     env = {**os.environ}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    _log.info("MLflow UI for %s at %s (Ctrl+C stops it)", uri, ui_url(host, port))
+    _log.info("MLflow UI for %s at %s (Ctrl+C stops it)", uri,
+              ui_url(host, port, latest_experiment(uri)))
 
     def stop(signum: int, _frame: Any) -> None:
         raise _Stopped(signum)

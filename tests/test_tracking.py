@@ -655,7 +655,17 @@ def test_retraining_a_run_folder_supersedes_its_older_mlflow_runs(store_uri: str
     assert len(client.search_runs([exp], run_view_type=ViewType.ALL)) == 4
 
 
-def test_ui_url_opens_the_model_training_view() -> None:
+def test_ui_url_opens_the_model_training_view(store_uri: str) -> None:
     assert tracking.ui_url("127.0.0.1", 5000) == \
         "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
-    assert tracking.ui_url("::1", 80).startswith("http://[::1]:80/")
+    assert tracking.ui_url("::1", 80, "3") == \
+        "http://[::1]:80/#/experiments/3/runs?workflowType=machine_learning"
+    assert tracking.latest_experiment(store_uri) is None  # no run yet
+    open_tracker("a", "first", TAGS, uri=store_uri).finish()
+    second = open_tracker("b", "second", TAGS, uri=store_uri)
+    second.finish()
+    from mlflow.tracking import MlflowClient
+
+    assert tracking.latest_experiment(store_uri) == \
+        MlflowClient(store_uri).get_experiment_by_name("second").experiment_id
+    assert tracking.latest_experiment("http://127.0.0.1:5000") is None
