@@ -260,10 +260,13 @@ def _supersede(client: Any, experiment_id: str, run_folder: str, new_run_id: str
     count each run folder once (MLflow's "deleted runs" view still shows them). Returns how many."""
     from mlflow.entities import ViewType
 
-    quoted = run_folder.replace("'", "\\'")
-    older = [run for run in client.search_runs(
-        [experiment_id], filter_string=f"tags.{RUN_FOLDER_TAG} = '{quoted}'",
-        run_view_type=ViewType.ACTIVE_ONLY, max_results=1000) if run.info.run_id != new_run_id]
+    # MLflow's filter strings have no escapes: quote with the mark the path lacks; a path with
+    # both marks is matched here instead (the equality test below is the one that counts).
+    quote = next((q for q in ("'", '"') if q not in run_folder), None)
+    where = f"tags.{RUN_FOLDER_TAG} = {quote}{run_folder}{quote}" if quote else ""
+    older = [run for run in client.search_runs([experiment_id], filter_string=where,
+                                               run_view_type=ViewType.ACTIVE_ONLY, max_results=1000)
+             if run.info.run_id != new_run_id and run.data.tags.get(RUN_FOLDER_TAG) == run_folder]
     for run in older:
         client.set_tag(run.info.run_id, SUPERSEDED_TAG, new_run_id)
         if run.info.status == "RUNNING":

@@ -669,3 +669,15 @@ def test_ui_url_opens_the_model_training_view(store_uri: str) -> None:
     assert tracking.latest_experiment(store_uri) == \
         MlflowClient(store_uri).get_experiment_by_name("second").experiment_id
     assert tracking.latest_experiment("http://127.0.0.1:5000") is None
+
+
+@pytest.mark.parametrize("folder", ["/runs/it's", '/runs/say "x"', "/runs/both ' \""])
+def test_a_run_folder_with_quotes_is_superseded_too(store_uri: str, folder: str) -> None:
+    """MLflow's filter strings have no escapes: a quote in the path must not hide older runs."""
+    from mlflow.tracking import MlflowClient
+
+    old = open_tracker("r", "quotes", {"run_folder": folder}, uri=store_uri)
+    old.finish()
+    new = open_tracker("r", "quotes", {"run_folder": folder}, uri=store_uri)
+    new.finish()
+    assert MlflowClient(store_uri).get_run(old.run_id).data.tags["superseded_by"] == new.run_id
