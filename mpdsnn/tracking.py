@@ -253,11 +253,12 @@ def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _supersede(client: Any, experiment_id: str, run_folder: str, new_run_id: str) -> int:
+def _supersede(client: Any, experiment_id: str, run_folder: str, new_run_id: str) -> list[Any]:
     """Older MLflow runs of the same run folder: a retrain or resume into one ``--out`` replaces
     them. Each gets the tag ``superseded_by`` = the new run id, one still RUNNING (its process
     was SIGKILLed) is ended KILLED, and all are soft-deleted so the runs table and its group-by
-    count each run folder once (MLflow's "deleted runs" view still shows them). Returns how many."""
+    count each run folder once (MLflow's "deleted runs" view still shows them). Returns them,
+    newest first."""
     from mlflow.entities import ViewType
 
     # MLflow's filter strings have no escapes: quote with the mark the path lacks; a path with
@@ -272,7 +273,7 @@ def _supersede(client: Any, experiment_id: str, run_folder: str, new_run_id: str
         if run.info.status == "RUNNING":
             client.set_terminated(run.info.run_id, "KILLED")
         client.delete_run(run.info.run_id)
-    return len(older)
+    return sorted(older, key=lambda run: run.info.start_time or 0, reverse=True)
 
 
 def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
@@ -304,10 +305,12 @@ class Tracker:
     KILLED when training raises.
     """
 
-    def __init__(self, client: Any = None, run_id: str | None = None, uri: str | None = None):
+    def __init__(self, client: Any = None, run_id: str | None = None, uri: str | None = None,
+                 predecessor: str | None = None):
         self._client = client
         self.run_id = run_id
         self.uri = uri
+        self._predecessor = predecessor  # the superseded run a resume continues
 
     @property
     def active(self) -> bool:
@@ -347,11 +350,25 @@ class Tracker:
 
             now = int(time.time() * 1000)
             entries = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+            if self._predecessor is not None:  # first log of this run
+                entries = self._carried_over(client, int(step)) + entries
+                self._predecessor = None
             for i in range(0, len(entries), _METRICS_PER_BATCH):
                 client.log_batch(self.run_id, metrics=entries[i : i + _METRICS_PER_BATCH],
                                  synchronous=True)
 
         self._guard("log_metrics", call)
+
+    def _carried_over(self, client: Any, first_step: int) -> list[Any]:
+        """A resumed run's first epoch is past 1: the superseded run's metrics of the epochs
+        before it, so the new run's curves are whole (a retrain from epoch 1 takes none)."""
+        from mlflow.entities import Metric
+
+        if first_step <= 1:
+            return []
+        old = client.get_run(self._predecessor)
+        return [Metric(key, m.value, m.timestamp, m.step) for key in old.data.metrics
+                for m in client.get_metric_history(self._predecessor, key) if m.step < first_step]
 
     def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
         """Copy the files under `folder` into the run's artifacts (under `artifact_path`)."""
@@ -439,17 +456,18 @@ def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enable
                 client = MlflowClient(tracking_uri=uri)
                 experiment_id = _experiment_id(client, experiment, location)
             run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+            gone = []
             if folder := run_tags.get(RUN_FOLDER_TAG):
                 if gone := _supersede(client, experiment_id, folder, run.info.run_id):
                     _log.info("MLflow run %s supersedes %d older run(s) of %s",
-                              run.info.run_id, gone, folder)
+                              run.info.run_id, len(gone), folder)
     except Exception as exc:  # noqa: BLE001 - tracking must never stop training
         _log.warning("MLflow tracking off for this run: cannot open the store at %s (%s: %s)",
                      uri, type(exc).__name__, exc)
         return Tracker()
     _log.info("MLflow run %s (%s) in experiment %r at %s",
               run.info.run_id, run_name, experiment, uri)
-    return Tracker(client, run.info.run_id, uri)
+    return Tracker(client, run.info.run_id, uri, gone[0].info.run_id if gone else None)
 
 
 def _check_port(host: str, port: int) -> None:

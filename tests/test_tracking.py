@@ -681,3 +681,27 @@ def test_a_run_folder_with_quotes_is_superseded_too(store_uri: str, folder: str)
     new = open_tracker("r", "quotes", {"run_folder": folder}, uri=store_uri)
     new.finish()
     assert MlflowClient(store_uri).get_run(old.run_id).data.tags["superseded_by"] == new.run_id
+
+
+def test_a_resumed_run_carries_the_earlier_epochs_of_the_run_it_supersedes(store_uri: str) -> None:
+    """SIGKILL after epoch 2, resume at epoch 3: the new (visible) run has epochs 1-3; a retrain
+    from epoch 1 into the same folder carries nothing over."""
+    from mlflow.tracking import MlflowClient
+
+    folder = {"run_folder": "/runs/digits/ds-atgo/seed0"}
+    killed = open_tracker("r", "resume", folder, uri=store_uri)
+    for epoch in (1, 2):
+        killed.log_metrics({"test/acc": 10.0 * epoch, "probe/firing_rate/stem.lif": 5.0}, step=epoch)
+    killed._client = None  # SIGKILL: the run stays RUNNING
+    resumed = open_tracker("r", "resume", folder, uri=store_uri)
+    resumed.log_metrics({"test/acc": 30.0}, step=3)
+    resumed.finish()
+    client = MlflowClient(store_uri)
+    assert [(m.step, m.value) for m in client.get_metric_history(resumed.run_id, "test/acc")] == \
+        [(1, 10.0), (2, 20.0), (3, 30.0)]
+    assert [m.step for m in client.get_metric_history(resumed.run_id, "probe/firing_rate/stem.lif")] == [1, 2]
+    assert client.get_run(killed.run_id).info.status == "KILLED"
+    again = open_tracker("r", "resume", folder, uri=store_uri)
+    again.log_metrics({"test/acc": 12.0}, step=1)
+    again.finish()
+    assert [m.step for m in client.get_metric_history(again.run_id, "test/acc")] == [1]
