@@ -36,12 +36,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import torch
-
 from mpdsnn.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where a model is logged: `mpdsnn ui` starts 3-4 s sooner
+    import torch
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +62,18 @@ PREFLIGHT_TIMEOUT_S = 5.0
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 # MLflow limits (mlflow.utils.validation): params per batch, metrics per batch, param value length.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _MAX_PARAM_LEN = 100, 1000, 6000
+# MLflow 3.17's UI ignores the experiment's `mlflow.experimentKind` tag (its feature flag for the
+# workflow switch is always on): the view comes from this query parameter, else the browser's
+# localStorage `mlflow.workflowType_v1`, else "genai". The parameter survives navigation.
+UI_WORKFLOW_QUERY = "workflowType=machine_learning"
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# Final metrics taken from metrics.json under their own (NeuroBench and run-folder) names.
+FINAL_KEYS = ("best_test_acc", "last_test_acc", "val_selected_test_acc", "mean_firing_rate",
+              "sops_per_sample", "energy_uj_per_sample", "activation_sparsity",
+              "synaptic_operations", "synaptic_operations_macs", "footprint_bytes",
+              "train_seconds", "train_samples_per_s", "test_acc_batch_thresholds")
+RUN_FOLDER_TAG = "run_folder"
+SUPERSEDED_TAG = "superseded_by"
 
 
 def find_project_root(cwd: Path | None = None) -> Path | None:
@@ -208,6 +221,64 @@ def _quiet_http_retries() -> Iterator[None]:
         logger.removeFilter(drop)
 
 
+def metric_name(*parts: str) -> str:
+    """Join parts with "/" keeping only characters MLflow accepts in a metric name
+    (alphanumerics, ``_ - . / : space``); anything else becomes "_"."""
+    text = "/".join(parts)
+    return "".join(c if c.isalnum() or c in "_-./: " else "_" for c in text)
+
+
+def epoch_metrics(row: Mapping[str, Any], probe: Any = None) -> dict[str, float]:
+    """One epoch's MLflow metrics: losses, accuracies (percent), the learning rate, and, when
+    probed, each spiking layer's firing rate and gradient availability in percent under the
+    layer's module name (``probe/firing_rate/stem.lif``), so the charts compare with accuracy."""
+    metrics = {"train/loss": row["train_loss"], "train/acc": row["train_acc"],
+               "test/loss": row["test_loss"], "test/acc": row["test_acc"], "lr": row["lr"]}
+    if row.get("val_acc") is not None:
+        metrics["val/acc"] = row["val_acc"]
+    if probe is not None:
+        for r in probe.layers.itertuples():
+            for what in ("firing_rate", "grad_available"):
+                metrics[metric_name("probe", what, r.layer_name)] = 100.0 * float(getattr(r, what))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The finished run's summary (from metrics.json) as ``final/<name>`` MLflow metrics:
+    accuracies, energy, SOPs, mean firing rate (percent) and the NeuroBench names. Missing or
+    None values (no validation split, no adaptive thresholds) are left out."""
+    out = {}
+    for key in FINAL_KEYS:
+        value = metrics.get(key)
+        if value is None:
+            continue
+        out[f"final/{key}"] = 100.0 * float(value) if key == "mean_firing_rate" else float(value)
+    return out
+
+
+def _supersede(client: Any, experiment_id: str, run_folder: str, new_run_id: str) -> list[Any]:
+    """Older MLflow runs of the same run folder: a retrain or resume into one ``--out`` replaces
+    them. Each gets the tag ``superseded_by`` = the new run id, one still RUNNING (its process
+    was SIGKILLed) is ended KILLED, and all are soft-deleted so the runs table and its group-by
+    count each run folder once (MLflow's "deleted runs" view still shows them). Returns them,
+    newest first."""
+    from mlflow.entities import ViewType
+
+    # MLflow's filter strings have no escapes: quote with the mark the path lacks; a path with
+    # both marks is matched here instead (the equality test below is the one that counts).
+    quote = next((q for q in ("'", '"') if q not in run_folder), None)
+    where = f"tags.{RUN_FOLDER_TAG} = {quote}{run_folder}{quote}" if quote else ""
+    older = [run for run in client.search_runs([experiment_id], filter_string=where,
+                                               run_view_type=ViewType.ACTIVE_ONLY, max_results=1000)
+             if run.info.run_id != new_run_id and run.data.tags.get(RUN_FOLDER_TAG) == run_folder]
+    for run in older:
+        client.set_tag(run.info.run_id, SUPERSEDED_TAG, new_run_id)
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+        client.delete_run(run.info.run_id)
+    return sorted(older, key=lambda run: run.info.start_time or 0, reverse=True)
+
+
 def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
     """Get-or-create the experiment, tolerating another process creating it in between."""
     from mlflow.exceptions import MlflowException
@@ -215,10 +286,10 @@ def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str
     found = client.get_experiment_by_name(name)
     if found is None:
         try:
-            # MLflow 3's UI opens an experiment on its GenAI overview unless told it holds
-            # model-training runs: this tag makes it open on the runs table.
+            # Says the experiment holds model-training runs (MLflow 3.0-3.16 UIs open such an
+            # experiment on its runs table; 3.17 needs UI_WORKFLOW_QUERY in the URL as well).
             return client.create_experiment(name, artifact_location=artifact_location,
-                                            tags={"mlflow.experimentKind": "custom_model_development"})
+                                            tags=EXPERIMENT_KIND)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -237,10 +308,12 @@ class Tracker:
     KILLED when training raises.
     """
 
-    def __init__(self, client: Any = None, run_id: str | None = None, uri: str | None = None):
+    def __init__(self, client: Any = None, run_id: str | None = None, uri: str | None = None,
+                 predecessor: str | None = None):
         self._client = client
         self.run_id = run_id
         self.uri = uri
+        self._predecessor = predecessor  # the superseded run a resume continues
 
     @property
     def active(self) -> bool:
@@ -280,11 +353,25 @@ class Tracker:
 
             now = int(time.time() * 1000)
             entries = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+            if self._predecessor is not None:  # first log of this run
+                entries = self._carried_over(client, int(step)) + entries
+                self._predecessor = None
             for i in range(0, len(entries), _METRICS_PER_BATCH):
                 client.log_batch(self.run_id, metrics=entries[i : i + _METRICS_PER_BATCH],
                                  synchronous=True)
 
         self._guard("log_metrics", call)
+
+    def _carried_over(self, client: Any, first_step: int) -> list[Any]:
+        """A resumed run's first epoch is past 1: the superseded run's metrics of the epochs
+        before it, so the new run's curves are whole (a retrain from epoch 1 takes none)."""
+        from mlflow.entities import Metric
+
+        if first_step <= 1:
+            return []
+        old = client.get_run(self._predecessor)
+        return [Metric(key, m.value, m.timestamp, m.step) for key in old.data.metrics
+                for m in client.get_metric_history(self._predecessor, key) if m.step < first_step]
 
     def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
         """Copy the files under `folder` into the run's artifacts (under `artifact_path`)."""
@@ -310,6 +397,8 @@ class Tracker:
         unwrapped so the keys match the bare model."""
         if self._client is None:
             return
+        import torch
+
         ddp = torch.nn.parallel.DistributedDataParallel
         inner = model.module if isinstance(model, ddp) else model
         state = {k: v.detach().cpu() for k, v in inner.state_dict().items()}
@@ -370,13 +459,18 @@ def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enable
                 client = MlflowClient(tracking_uri=uri)
                 experiment_id = _experiment_id(client, experiment, location)
             run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+            gone = []
+            if folder := run_tags.get(RUN_FOLDER_TAG):
+                if gone := _supersede(client, experiment_id, folder, run.info.run_id):
+                    _log.info("MLflow run %s supersedes %d older run(s) of %s",
+                              run.info.run_id, len(gone), folder)
     except Exception as exc:  # noqa: BLE001 - tracking must never stop training
         _log.warning("MLflow tracking off for this run: cannot open the store at %s (%s: %s)",
                      uri, type(exc).__name__, exc)
         return Tracker()
     _log.info("MLflow run %s (%s) in experiment %r at %s",
               run.info.run_id, run_name, experiment, uri)
-    return Tracker(client, run.info.run_id, uri)
+    return Tracker(client, run.info.run_id, uri, gone[0].info.run_id if gone else None)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -418,6 +512,29 @@ class _Stopped(Exception):
         self.signum = signum
 
 
+def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
+    """The address to open: MLflow 3.17 shows its GenAI view (traces) unless the URL asks for
+    the model-training one; with an experiment, straight to its runs table."""
+    shown = f"[{host}]" if ":" in host else host
+    where = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
+    return f"http://{shown}:{port}/#/{where}?{UI_WORKFLOW_QUERY}"
+
+
+def latest_experiment(uri: str) -> str | None:
+    """The id of the experiment holding the newest active run of a SQLite store (read with
+    sqlite3: MLflow's client costs seconds to import). None when unknown; only a hint."""
+    db = _sqlite_path(uri)
+    if db is None or not db.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)) as conn:
+            row = conn.execute("SELECT experiment_id FROM runs WHERE lifecycle_stage = 'active' "
+                               "ORDER BY start_time DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
 def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Serve the MLflow UI for the store (`mlflow ui`) until Ctrl+C or SIGTERM.
 
@@ -440,7 +557,8 @@ def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -
         cmd += ["--artifacts-destination", artifacts.as_uri()]
     env = {**os.environ}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    _log.info("MLflow UI for %s at http://%s:%d (Ctrl+C stops it)", uri, host, port)
+    _log.info("MLflow UI for %s at %s (Ctrl+C stops it)", uri,
+              ui_url(host, port, latest_experiment(uri)))
 
     def stop(signum: int, _frame: Any) -> None:
         raise _Stopped(signum)

@@ -496,15 +496,8 @@ class Trainer:
         log.info("epoch %d/%d  loss %.4f  train %.2f%%%s  test %.2f%%  lr %.4g  %.1fs", row["epoch"],
                  self.cfg.epochs, row["train_loss"], row["train_acc"], val, row["test_acc"], row["lr"],
                  row["seconds"])
-        metrics = {"train/loss": row["train_loss"], "train/acc": row["train_acc"],
-                   "test/loss": row["test_loss"], "test/acc": row["test_acc"], "lr": row["lr"]}
-        if row["val_acc"] is not None:
-            metrics["val/acc"] = row["val_acc"]
-        if probe is not None:
-            for r in probe.layers.itertuples():
-                metrics[f"probe/firing_rate/layer{r.layer:02d}"] = r.firing_rate
-                metrics[f"probe/grad_available/layer{r.layer:02d}"] = r.grad_available
-        tracker.log_metrics(metrics, step=row["epoch"])
+        from mpdsnn.tracking import epoch_metrics
+        tracker.log_metrics(epoch_metrics(row, probe), step=row["epoch"])
 
     def _finish(self, model: nn.Module, splits: DataSplits, state: RunState, env: dict[str, Any],
                 tracker, probe_split: str) -> dict[str, Any]:
@@ -549,8 +542,8 @@ class Trainer:
                                      "model_name": self.model_name, "code": code_hash(),
                                      "state_dict": _unwrap(model).state_dict()})
             metrics = self.writer.finish(metrics)
-            tracker.log_metrics({"final/best_test_acc": metrics["best_test_acc"],
-                                 "final/last_test_acc": metrics["last_test_acc"]}, step=self.cfg.epochs)
+            from mpdsnn.tracking import final_metrics
+            tracker.log_metrics(final_metrics(metrics), step=self.cfg.epochs)
             tracker.log_files(self.writer.files(), self.out)
             tracker.finish("FINISHED")
             # The finished run lives in the run folder (model.pt). A leftover resume checkpoint

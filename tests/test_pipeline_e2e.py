@@ -91,7 +91,12 @@ def test_mlflow_store_holds_the_runs_with_metrics_and_tags(pipeline):
         assert [m.step for m in history] == [1, 2]
         folder = pipeline["root"] / f"runs/default/digits/{tags['method']}/seed0"
         assert history[-1].value == pytest.approx(pd.read_csv(folder / "history.csv")["test_acc"].iloc[-1])
-        assert "probe/firing_rate/layer00" in run.data.metrics
+        layers = pd.read_csv(folder / "probes" / "layers.csv")
+        for name in set(layers["layer_name"]):  # by module name, in percent, every probed epoch
+            probe = client.get_metric_history(run.info.run_id, f"probe/firing_rate/{name}")
+            assert [m.step for m in probe] == [1, 2] and all(0 <= m.value <= 100 for m in probe)
+        assert {"final/energy_uj_per_sample", "final/sops_per_sample", "final/mean_firing_rate",
+                "final/activation_sparsity", "final/footprint_bytes"} <= set(run.data.metrics)
         assert run.data.params["method"] == tags["method"]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"metrics.json", "history.csv", "probes", "model.pt"} <= artifacts
@@ -167,28 +172,49 @@ def test_report_page_shows_methods_and_loads_every_figure(pipeline, browser):
     page.screenshot(path=str(pipeline["root"] / "reports-screenshot.png"), full_page=True)
 
 
-def test_mlflow_ui_lists_the_pipeline_runs(pipeline, browser):
+def test_mlflow_ui_opens_on_the_runs_table_with_probes_by_layer_name(pipeline, browser):
+    """`mpdsnn ui` as a person starts it: the address it prints opens the experiment's runs table
+    (not MLflow 3.17's GenAI view), each run folder once; a run's probe charts name layers."""
+    import re
+
     port = _free_port()
-    store = pipeline["root"] / "mlflow.db"
-    env = {**_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{store}",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    log = pipeline["root"] / "mpdsnn-ui.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "mpdsnn.cli", "ui", "--port", str(port)],
+                                  cwd=pipeline["root"], env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     try:
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         deadline = time.time() + 90
+        url = None
+        while time.time() < deadline and url is None:
+            found = re.search(r"MLflow UI for \S+ at (\S+)", log.read_text())
+            url = found and found.group(1)
+            time.sleep(0.5)
+        assert url and url.endswith("/runs?workflowType=machine_learning"), log.read_text()
         while time.time() < deadline:
             try:
-                page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
+                page.goto(url, timeout=5000)
                 break
             except Exception:
                 time.sleep(1)
-        page.get_by_text("Model training").first.click(timeout=60000)  # not the GenAI view
-        page.get_by_text("mpdsnn-default").first.click(timeout=60000)
         for method in METHODS:
-            page.get_by_text(f"digits/{method}/seed0").first.wait_for(timeout=60000)
+            page.get_by_role("link", name=f"digits/{method}/seed0").wait_for(timeout=60000)
+        body = page.inner_text("body")
+        assert "Run Name" in body and f"{len(METHODS)} matching runs" in body
+        assert "Detect Issues" not in body and "Usage" not in body  # the GenAI overview's
+        for method in METHODS:
+            assert body.count(f"digits/{method}/seed0") == 1
         page.screenshot(path=str(pipeline["root"] / "mlflow-screenshot.png"))
+
+        page.get_by_role("link", name="digits/ds-atgo/seed0").click()
+        page.get_by_text("Model metrics").first.click(timeout=60000)
+        page.get_by_placeholder("Search metric charts").fill("probe/firing_rate")
+        layers = pd.read_csv(pipeline["root"] / "runs/default/digits/ds-atgo/seed0/probes/layers.csv")
+        for name in sorted(set(layers["layer_name"])):
+            page.get_by_text(f"(probe/firing_rate/{name})").first.wait_for(timeout=60000)
+        assert "probe/firing_rate/layer00" not in page.inner_text("body")
+        page.screenshot(path=str(pipeline["root"] / "mlflow-probes-screenshot.png"))
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)

@@ -586,3 +586,138 @@ def test_every_pipeline_logs_to_the_repository_store(tmp_path):
     outside = tmp_path / "other"
     (outside / ".dvc").mkdir(parents=True)
     assert find_project_root(outside) == tmp_path  # inside the repository all the same
+
+
+# ------------------------------------------------ issue 15: MLflow built for SNN analysis
+
+def _train_tiny(store_uri: str, out: Path, experiment: str, **extra) -> dict:
+    from mpdsnn.config import build_config
+    from mpdsnn.train import train
+
+    config = build_config(None, {"dataset": "digits", "method": "ds-atgo", "epochs": 2,
+                                 "limit_batches": 1, "probe_every": 1, "probe_samples": 16,
+                                 "tracking_uri": store_uri, "experiment": experiment,
+                                 "device": "cpu", **extra})
+    return train(config, out)
+
+
+def test_training_logs_probes_by_layer_name_in_percent_and_final_metrics(
+        store_uri: str, tmp_path: Path) -> None:
+    """Every epoch carries one firing-rate and one gradient-availability curve per spiking layer,
+    named after the layer's module and in percent; the summary is in `final/...` metrics."""
+    from mlflow.tracking import MlflowClient
+
+    metrics = _train_tiny(store_uri, tmp_path / "run", "probes")
+    client = MlflowClient(store_uri)
+    experiment = client.get_experiment_by_name("probes")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (run,) = client.search_runs([experiment.experiment_id])
+    layers = __import__("pandas").read_csv(tmp_path / "run" / "probes" / "layers.csv")
+    names = sorted(set(layers["layer_name"]))
+    assert names and not any(n.startswith("layer0") for n in names)
+    for name in names:
+        key = tracking.metric_name("probe", "firing_rate", name)
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [1, 2], key
+        expected = layers[layers["layer_name"] == name].sort_values("epoch")["firing_rate"] * 100
+        assert [m.value for m in history] == pytest.approx(list(expected))
+        assert client.get_metric_history(run.info.run_id, tracking.metric_name(
+            "probe", "grad_available", name))
+    logged = run.data.metrics
+    for key in ("best_test_acc", "last_test_acc", "sops_per_sample", "energy_uj_per_sample",
+                "activation_sparsity", "synaptic_operations", "footprint_bytes"):
+        assert logged[f"final/{key}"] == pytest.approx(metrics[key]), key
+    assert logged["final/mean_firing_rate"] == pytest.approx(100 * metrics["mean_firing_rate"])
+    assert not any(k.startswith("probe/") and not 0 <= v <= 100 for k, v in logged.items())
+
+
+def test_metric_names_keep_only_what_mlflow_accepts() -> None:
+    assert tracking.metric_name("probe", "firing_rate", "stem.lif") == "probe/firing_rate/stem.lif"
+    assert tracking.metric_name("probe", "x", "blocks[0]<lif>") == "probe/x/blocks_0__lif_"
+    row = {"train_loss": 1.0, "train_acc": 50.0, "test_loss": 2.0, "test_acc": 40.0, "lr": 0.1,
+           "val_acc": None}
+    assert "val/acc" not in tracking.epoch_metrics(row)
+    assert tracking.final_metrics({"best_test_acc": 90.0, "val_selected_test_acc": None,
+                                   "mean_firing_rate": 0.25}) == {
+        "final/best_test_acc": 90.0, "final/mean_firing_rate": 25.0}
+
+
+def test_retraining_a_run_folder_supersedes_its_older_mlflow_runs(store_uri: str, tmp_path: Path) -> None:
+    """One visible MLflow run per run folder: an older FINISHED run and one a SIGKILL left
+    RUNNING are tagged superseded_by, ended (KILLED) and soft-deleted; another folder is kept."""
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    folder = {"run_folder": str(tmp_path / "run")}
+    first = open_tracker("digits/vanilla/seed0", "again", {**TAGS, **folder}, uri=store_uri)
+    first.finish()
+    crashed = open_tracker("digits/vanilla/seed0", "again", {**TAGS, **folder}, uri=store_uri)
+    other = open_tracker("digits/vanilla/seed1", "again", {**TAGS, "run_folder": str(tmp_path / "x")},
+                         uri=store_uri)
+    other.finish()
+    client = MlflowClient(store_uri)
+    assert client.get_run(crashed.run_id).info.status == "RUNNING"  # as a SIGKILL leaves it
+    crashed._client = None  # the process is gone: it never ends its run
+    latest = open_tracker("digits/vanilla/seed0", "again", {**TAGS, **folder}, uri=store_uri)
+    latest.finish()
+    exp = client.get_experiment_by_name("again").experiment_id
+    visible = {r.info.run_id for r in client.search_runs([exp])}
+    assert visible == {latest.run_id, other.run_id}
+    for old, status, by in ((first.run_id, "FINISHED", crashed.run_id),
+                            (crashed.run_id, "KILLED", latest.run_id)):
+        run = client.get_run(old)
+        assert run.data.tags["superseded_by"] == by
+        assert (run.info.status, run.info.lifecycle_stage) == (status, "deleted")
+    assert len(client.search_runs([exp], run_view_type=ViewType.ALL)) == 4
+
+
+def test_ui_url_opens_the_model_training_view(store_uri: str) -> None:
+    assert tracking.ui_url("127.0.0.1", 5000) == \
+        "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+    assert tracking.ui_url("::1", 80, "3") == \
+        "http://[::1]:80/#/experiments/3/runs?workflowType=machine_learning"
+    assert tracking.latest_experiment(store_uri) is None  # no run yet
+    open_tracker("a", "first", TAGS, uri=store_uri).finish()
+    second = open_tracker("b", "second", TAGS, uri=store_uri)
+    second.finish()
+    from mlflow.tracking import MlflowClient
+
+    assert tracking.latest_experiment(store_uri) == \
+        MlflowClient(store_uri).get_experiment_by_name("second").experiment_id
+    assert tracking.latest_experiment("http://127.0.0.1:5000") is None
+
+
+@pytest.mark.parametrize("folder", ["/runs/it's", '/runs/say "x"', "/runs/both ' \""])
+def test_a_run_folder_with_quotes_is_superseded_too(store_uri: str, folder: str) -> None:
+    """MLflow's filter strings have no escapes: a quote in the path must not hide older runs."""
+    from mlflow.tracking import MlflowClient
+
+    old = open_tracker("r", "quotes", {"run_folder": folder}, uri=store_uri)
+    old.finish()
+    new = open_tracker("r", "quotes", {"run_folder": folder}, uri=store_uri)
+    new.finish()
+    assert MlflowClient(store_uri).get_run(old.run_id).data.tags["superseded_by"] == new.run_id
+
+
+def test_a_resumed_run_carries_the_earlier_epochs_of_the_run_it_supersedes(store_uri: str) -> None:
+    """SIGKILL after epoch 2, resume at epoch 3: the new (visible) run has epochs 1-3; a retrain
+    from epoch 1 into the same folder carries nothing over."""
+    from mlflow.tracking import MlflowClient
+
+    folder = {"run_folder": "/runs/digits/ds-atgo/seed0"}
+    killed = open_tracker("r", "resume", folder, uri=store_uri)
+    for epoch in (1, 2):
+        killed.log_metrics({"test/acc": 10.0 * epoch, "probe/firing_rate/stem.lif": 5.0}, step=epoch)
+    killed._client = None  # SIGKILL: the run stays RUNNING
+    resumed = open_tracker("r", "resume", folder, uri=store_uri)
+    resumed.log_metrics({"test/acc": 30.0}, step=3)
+    resumed.finish()
+    client = MlflowClient(store_uri)
+    assert [(m.step, m.value) for m in client.get_metric_history(resumed.run_id, "test/acc")] == \
+        [(1, 10.0), (2, 20.0), (3, 30.0)]
+    assert [m.step for m in client.get_metric_history(resumed.run_id, "probe/firing_rate/stem.lif")] == [1, 2]
+    assert client.get_run(killed.run_id).info.status == "KILLED"
+    again = open_tracker("r", "resume", folder, uri=store_uri)
+    again.log_metrics({"test/acc": 12.0}, step=1)
+    again.finish()
+    assert [m.step for m in client.get_metric_history(again.run_id, "test/acc")] == [1]
