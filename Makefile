@@ -35,7 +35,7 @@ test-fast: $(STAMP)  ## skip the tests that train or run a pipeline
 # Both cores: `mpdsnn pipeline train` trains the matrix in one long-lived process per core (the
 # imports paid once each), then `dvc repro` records every stage, finding each run done.
 repro: $(STAMP) .dvc/plots/offline.html  ## the main job: every method on the embedded datasets
-	export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; time -p ( mpdsnn pipeline train --jobs $${JOBS:-$$(nproc)} && dvc repro )
+	export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; time -p ( mpdsnn pipeline train $${JOBS:+--jobs $$JOBS} && dvc repro )
 
 report: $(STAMP)  ## rebuild reports/ from run folders, no training
 	mpdsnn report runs/default --out reports

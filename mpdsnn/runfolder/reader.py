@@ -222,6 +222,10 @@ def read_run(root: Path, run_dir: Path, prefix_root: bool = False) -> dict[str, 
     missing = [k for k in REQUIRED_METRICS if row["finished"] and metrics.get(k) is None]
     if missing:
         raise ContractError(f"{metrics_path} lacks {', '.join(missing)}")
+    # a NaN accuracy would count in a table's n but not in its mean: such a run is broken
+    not_finite = [k for k in REQUIRED_METRICS if row["finished"] and not _finite(metrics[k])]
+    if not_finite:
+        raise ContractError(f"{metrics_path}: {', '.join(not_finite)} is not a finite number")
     row.update(_recipe(run_dir, config, env))
     row.update({k: env.get(k) for k in ("device_name", "processor", *PRECISION_COLUMNS)})
     skip = set(row) | {"pipeline"}
@@ -231,6 +235,13 @@ def read_run(root: Path, run_dir: Path, prefix_root: bool = False) -> dict[str, 
     row["_env"] = env
     row["_mtime"] = metrics_path.stat().st_mtime if metrics_path.exists() else 0.0
     return row
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame | None:
