@@ -137,6 +137,10 @@ def compare_published(runs: pd.DataFrame,
 
 def published_markdown(table: pd.DataFrame) -> str:
     """A Markdown rendering of :func:`compare_published`, sources as numbered notes."""
+    if table.empty:
+        return ("## Published vs reproduced\n\nNo published result is for these runs' dataset, "
+                "model and T (the paper reports CIFAR-10/100, CIFAR10-DVS and ImageNet; "
+                "`mpdsnn.verdicts.PUBLISHED` lists them): nothing to compare.\n")
     sources: dict[str, int] = {}
     rows = []
     for r in table.itertuples(index=False):
