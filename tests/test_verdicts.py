@@ -310,7 +310,10 @@ def test_unknown_published_std_and_seed_count_are_said_and_handled():
     assert (table["verdict"] == "not run").sum() == len(PUBLISHED) - 1
     text = published_markdown(table)
     assert "| ds-atgo | cifar10 | resnet19 | 2 | 96.91 +- 0.12 | unknown | best-test |" in text
-    assert "arXiv 2511.13050" in text and "**not run**" in text
+    assert "arXiv 2511.13050" in text and "**not run**" not in text  # one line, not 19 rows
+    assert f"{len(PUBLISHED) - 1} published entries have no run here (" in text
+    nothing = published_markdown(compare_published(runs_table({"ds-atgo": values}, dataset="digits")))
+    assert "No published result matches these runs' dataset, model and T" in nothing
 
 
 def test_selection_rule_picks_the_compared_accuracy():

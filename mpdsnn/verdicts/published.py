@@ -137,10 +137,16 @@ def compare_published(runs: pd.DataFrame,
 
 def published_markdown(table: pd.DataFrame) -> str:
     """A Markdown rendering of :func:`compare_published`, sources as numbered notes."""
+    not_run = table[table["verdict"] == "not run"] if not table.empty else table
+    table = table[table["verdict"] != "not run"] if not table.empty else table
+    skipped = ""
+    if len(not_run):
+        settings = sorted({f"{r.dataset}/{r.model}/T={r.T}" for r in not_run.itertuples()})
+        skipped = (f"{len(not_run)} published entries have no run here ({', '.join(settings)}); "
+                   "`mpdsnn.verdicts.PUBLISHED` lists them.\n")
     if table.empty:
-        return ("## Published vs reproduced\n\nNo published result is for these runs' dataset, "
-                "model and T (the paper reports CIFAR-10/100, CIFAR10-DVS and ImageNet; "
-                "`mpdsnn.verdicts.PUBLISHED` lists them): nothing to compare.\n")
+        return ("## Published vs reproduced\n\nNo published result matches these runs' dataset, "
+                f"model and T: nothing to compare. {skipped}")
     sources: dict[str, int] = {}
     rows = []
     for r in table.itertuples(index=False):
@@ -170,4 +176,4 @@ def published_markdown(table: pd.DataFrame) -> str:
               f"difference within +-{MARGIN:g} point (below the paper's smallest claimed gain, "
               f"+0.73), else 'cannot tell'. An unknown published seed count is taken as "
               f"{ASSUMED_SEEDS}; an unknown published std treats the number as exact. "
-              f"{STATS_BACKEND}.\n\n{notes}\n")
+              f"{STATS_BACKEND}.\n\n{skipped}\n{notes}\n")
