@@ -137,6 +137,7 @@ def test_main_prints_the_table(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     shown = capsys.readouterr().out
     assert "mpdsnn ds-atgo (fused)" in shown and "spikingjelly" not in shown
+    assert "peak_mb" in shown  # CUDA's peak memory is printed too (empty on a CPU)
     assert (tmp_path / "bench.json").exists()
 
 

@@ -21,8 +21,8 @@ from mpdsnn.bench.run import COLUMNS, SIZES, neuron_ratios, run_bench
 __all__ = ["COLUMNS", "SIZES", "Timing", "bench", "loader_throughput", "neuron_ratios",
            "peak_bytes", "render", "run_bench", "saved_bytes", "time_interleaved"]
 
-_SHOWN = ["level", "workload", "T", "impl", "time_ms", "samples_per_s", "saved_mb", "time_ratio",
-          "mem_ratio"]
+_SHOWN = ["level", "workload", "T", "impl", "time_ms", "samples_per_s", "saved_mb", "peak_mb",
+          "time_ratio", "mem_ratio"]
 
 
 def bench(sizes: str, out: str | None, levels: Sequence[str], threads: int | None,

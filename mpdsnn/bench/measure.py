@@ -93,10 +93,15 @@ def saved_bytes(forward: Callable[[], Any], exclude: Iterable[Tensor] = ()) -> i
     return total
 
 
-def peak_bytes(fn: Callable[[], Any], device: torch.device) -> int | None:
-    """CUDA only: the most memory allocated above the starting level during one ``fn()``."""
+def peak_bytes(fn: Callable[[], Any], device: torch.device,
+               before: Callable[[], Any] | None = None) -> int | None:
+    """CUDA only: the most memory allocated above the starting level during one ``fn()``.
+    ``before`` runs first (e.g. freeing the last step's gradients, which ``fn`` would free only
+    after the baseline was taken, hiding their size from the peak)."""
     if device.type != "cuda":
         return None
+    if before is not None:
+        before()
     torch.cuda.synchronize(device)
     base = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)

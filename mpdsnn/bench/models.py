@@ -50,8 +50,15 @@ class TrainStep:
     setup_s: float = 0.0  # the first step (for compiled: compilation or loading from the cache)
 
 
+AMP = False
+"""Model rows train as the paper pipelines do: fp32 (``amp: false``), cuDNN autotuning on
+(``deterministic: false``); set True to time the bf16 fast profile."""
+
+
 def train_steps(work: ModelWorkload, method_name: str, device: torch.device,
                 backends: tuple[str, ...] = ("reference", "fused", "compiled")) -> list[TrainStep]:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the pipelines' deterministic: false
     method = create_method(method_name)
     base = create_model(work.model, method, T=work.T, num_classes=work.num_classes,
                         in_channels=work.in_channels, **work.options).to(device)
@@ -72,7 +79,10 @@ def _train_step(method_name: str, backend: str, model: nn.Module, method: Method
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def forward_loss() -> Tensor:
-        return method.loss(model(x), y)
+        # as training runs it (mpdsnn.train): bf16 autocast on CUDA when asked, the neuron in fp32
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16,
+                            enabled=AMP and x.device.type == "cuda"):
+            return method.loss(model(x), y)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)

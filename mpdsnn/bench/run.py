@@ -178,7 +178,7 @@ def _model_rows(cfg: Sizes, device: torch.device) -> list[dict[str, Any]]:
             t = timings[s.name]
             rows.append(_row("model", work.label, work.T, s.name, t,
                              samples_per_s=work.batch / t.median, saved_b=saved,
-                             peak_b=peak_bytes(s.step, device), setup_s=s.setup_s,
+                             peak_b=peak_bytes(s.step, device, before=lambda: s.model.zero_grad(set_to_none=True)), setup_s=s.setup_s,
                              vs=f"{s.method} (reference)"))
     return rows
 
