@@ -74,7 +74,9 @@ class Distributed:
         world = _env_int("WORLD_SIZE", "1")
         if world <= 1:
             return cls()
-        missing = [name for name in RENDEZVOUS_VARS if not os.environ.get(name)]
+        # A caller that already joined a process group (its own init_method) needs no rendezvous.
+        missing = [] if dist.is_available() and dist.is_initialized() else \
+            [name for name in RENDEZVOUS_VARS if not os.environ.get(name)]
         if missing:
             raise UserError(f"WORLD_SIZE={world} is set but {', '.join(missing)} "
                             f"{'is' if len(missing) == 1 else 'are'} not: start the processes with "
