@@ -4,7 +4,6 @@ SQLite store at the project root, without "database is locked"."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import mpdsnn
+from subprocess_env import subprocess_env
 
 REPO = Path(mpdsnn.__file__).resolve().parents[1]
 DVC = Path(sys.executable).parent / "dvc"
@@ -48,21 +48,12 @@ stages:
 """
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    # the queue's workers start `dvc` by name, so the venv's bin must be on PATH
-    env.update(PATH=f"{DVC.parent}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
-               DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
-    return env
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None or not DVC.exists(), reason="needs git and dvc")
 def test_two_queued_experiments_share_one_store(tmp_path: Path) -> None:
     root = tmp_path / "project"
     root.mkdir()
-    env = _env()
+    env = subprocess_env()
 
     def sh(*args: str, timeout: float = 60) -> str:
         done = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from subprocess_env import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -25,16 +26,8 @@ METHODS = ["ds-atgo", "vanilla"]
 pytestmark = pytest.mark.slow
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(PATH=f"{BIN}:{env['PATH']}", DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1",
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t")
-    return env
-
-
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
+    result = subprocess.run(cmd, cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -181,7 +174,7 @@ def test_mlflow_ui_opens_on_the_runs_table_with_probes_by_layer_name(pipeline, b
     log = pipeline["root"] / "mpdsnn-ui.log"
     with open(log, "w") as out:
         server = subprocess.Popen([sys.executable, "-m", "mpdsnn.cli", "ui", "--port", str(port)],
-                                  cwd=pipeline["root"], env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                                  cwd=pipeline["root"], env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
