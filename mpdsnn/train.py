@@ -432,7 +432,7 @@ class Trainer:
         check_same_everywhere("the epoch to resume after", state.epoch, self.device,
                               "put --checkpoint-dir on a filesystem every node can read")
         env = environment(self.device, splits.fingerprint, self._autocast_dtype(), self.dist.world_size)
-        tracker = self._open_tracker(config_dict, splits.fingerprint)
+        tracker = self._open_tracker(env)
         if self.dist.is_main:
             recipe = recipe_record(config_dict, method_options(c.method))
             if self.stage_key:  # the pipeline stage this run answers (mpdsnn.batch)
@@ -556,13 +556,14 @@ class Trainer:
                      metrics["best_epoch"], metrics["last_test_acc"], self.out)
         return metrics
 
-    def _open_tracker(self, config_dict: dict[str, Any], fingerprint: str):
+    def _open_tracker(self, env: dict[str, Any]):
+        """The MLflow run, tagged from the provenance this run already recorded (env.json)."""
         from mpdsnn.tracking import open_tracker
         c = self.cfg
         name = c.run_name or f"{c.dataset}/{c.method}/seed{c.seed}"
         tags = {"method": c.method, "dataset": c.dataset, "model": self.model_name, "seed": str(c.seed),
-                "T": str(self.T), "data_fingerprint": fingerprint,
-                "git_commit": environment(self.device, fingerprint)["git_commit"],
+                "T": str(self.T), "data_fingerprint": env["data_fingerprint"],
+                "git_commit": env["git_commit"],
                 "dvc_stage": os.environ.get("MPDSNN_DVC_STAGE", ""), "run_folder": str(self.out.resolve())}
         return open_tracker(name, c.experiment, tags, enabled=c.tracking and self.dist.is_main,
                             uri=c.tracking_uri)

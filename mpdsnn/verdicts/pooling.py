@@ -7,32 +7,23 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import logging
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from mpdsnn.errors import UserError
 
-log = logging.getLogger(__name__)
 
-# Config keys that never change what a run computes (where it writes, how it is tracked).
-_NOT_RECIPE = {"seed", "run_name", "checkpoint_dir", "data_root", "mirror", "tracking",
-               "tracking_uri", "experiment", "num_workers", "device", "deterministic"}
 _STAND_IN_KEYS = ("method", "variant", "dataset", "model", "T", "epochs")
 
 
 def with_recipe(runs: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with a ``recipe`` column. Until every reader records one, a stand-in is built
-    from the ``config.*`` columns (minus seed and paths) and ``git_commit`` when present, else
-    from method, variant, dataset, model, T and epochs."""
+    """``runs`` with a ``recipe`` column. :func:`mpdsnn.runfolder.reader.read_runs` always gives
+    one (the fingerprint each run recorded, or for older runs the reader's own); a table built by
+    hand without it counts each method, variant, dataset, model, T and length as one recipe."""
     if "recipe" in runs.columns:
         return runs
-    config = sorted(c for c in runs.columns
-                    if c.startswith("config.") and c.split(".")[1] not in _NOT_RECIPE)
-    keys = config + (["git_commit"] if "git_commit" in runs.columns else [])
-    keys = keys or [c for c in _STAND_IN_KEYS if c in runs.columns]
-    log.debug("no recipe column: fingerprinting runs by %s", ", ".join(keys))
+    keys = [c for c in _STAND_IN_KEYS if c in runs.columns]
     texts = ["|".join(map(str, row)) for row in runs[keys].itertuples(index=False)]
     return runs.assign(recipe=[hashlib.sha256(t.encode()).hexdigest()[:12] for t in texts])
 
