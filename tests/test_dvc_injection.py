@@ -5,7 +5,6 @@ quote what they interpolate, and nothing is executed."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,19 +12,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from subprocess_env import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 DVC_FILES = [REPO / "dvc.yaml", *sorted(REPO.glob("pipelines/*/dvc.yaml"))]
 
 pytestmark = pytest.mark.slow
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(PATH=f"{BIN}:{env['PATH']}", PYTHONPATH=str(cwd), DVC_NO_ANALYTICS="1",
-               OMP_NUM_THREADS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env = {**subprocess_env(), "PYTHONPATH": str(cwd)}  # the copied package, not this checkout
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
