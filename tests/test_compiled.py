@@ -67,7 +67,10 @@ def _assert_same(ref: nn.Module, fast: nn.Module, x: torch.Tensor, grad: torch.T
         assert p_fast.grad is not None, f"no gradient reached {name}"
         torch.testing.assert_close(p_fast.grad, p_ref.grad, rtol=0, atol=1e-6, msg=name)
     for (name, b_ref), b_fast in zip(ref.named_buffers(), fast.buffers()):
-        assert torch.equal(b_ref, b_fast), f"buffer {name} differs"
+        # AT's thresholds come from the charge kernel's sums (another order than the
+        # reference's sum and dot): float64 agrees to ~1e-15; every other buffer bit for bit.
+        rtol = 1e-12 if name == "threshold.running" else 0.0
+        torch.testing.assert_close(b_fast, b_ref, rtol=rtol, atol=0, msg=name)
 
 
 def _inputs(T: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,12 +113,25 @@ def test_learnable_input_scale_and_decay_get_the_references_gradients():
 
 def test_float32_spikes_are_bitwise_the_references():
     """In float32 the charge's rounding matters: the compiled kernel must not fuse it into FMAs."""
-    ref = create_method("ds-atgo").neuron(LayerContext(T=4))
+    ref = create_method("fixed").neuron(LayerContext(T=4))
     fast = copy.deepcopy(ref)
     fuse_neurons(fast, "compiled")
     x = torch.randn(4, 16, 32, 9, generator=torch.Generator().manual_seed(3)) + 0.5
     assert torch.equal(ref(x), fast(x))
-    assert torch.equal(ref.threshold.running, fast.threshold.running)
+
+
+def test_float32_ds_atgo_thresholds_agree_to_an_ulp():
+    """DS-ATGO's statistics come from the charge kernel's sums: in float32 each threshold is
+    within a few ulps of the reference's, so almost no spike differs (none on this input)."""
+    ref = create_method("ds-atgo").neuron(LayerContext(T=4))
+    fast = copy.deepcopy(ref)
+    fuse_neurons(fast, "compiled")
+    x = torch.randn(4, 64, 32, 9, generator=torch.Generator().manual_seed(3)) + 0.5
+    s_ref, s_fast = ref(x), fast(x)
+    torch.testing.assert_close(fast.threshold.running, ref.threshold.running, rtol=1e-6, atol=0)
+    assert ref.threshold.running[1:].ne(1.0).all()  # every timestep's threshold was updated
+    differ = s_ref.ne(s_fast)
+    assert differ.float().mean() < 1e-5, f"{int(differ.sum())} of {differ.numel()} spikes differ"
 
 
 def test_compiled_model_training_step_matches_reference_model():

@@ -15,6 +15,7 @@ from mpdsnn.neuron import (
     FixedThreshold,
     FixedWidth,
     LIFNode,
+    Moments,
     mpd_statistics,
     record_traces,
 )
@@ -188,12 +189,15 @@ def test_direct_call_without_grad_runs_outside_autograd():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n,mean,std", [(1 << 20, 0.4, 1.2), (300_000, -0.3, 0.05),
                                         (1 << 20, 50.0, 0.5), (5, 2.0, 1.0)])
-def test_one_pass_statistics_equal_mean_and_std(n, mean, std, dtype):
+@pytest.mark.parametrize("given", [False, True], ids=["own-sums", "kernel-sums"])
+def test_one_pass_statistics_equal_mean_and_std(n, mean, std, dtype, given):
     """Sum and sum of squares give mean() and std() to float tolerance, also where the mean
-    dwarfs the spread (mean / std = 100: the centred pass must take over)."""
+    dwarfs the spread (mean / std = 100: the centred pass must take over). The same holds for
+    sums handed in, as the compiled charge kernel does (here summed in float64 and rounded)."""
     u = (torch.randn(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
          * std + mean).to(dtype).reshape(1, 1, -1)
-    got_mean, got_std = mpd_statistics(u)
+    sums = Moments(u.double().sum().to(dtype), u.double().square().sum().to(dtype))
+    got_mean, got_std = mpd_statistics(u, moments=sums if given else None)
     assert got_mean.dtype == got_std.dtype == dtype
     exact = u.double()
     tol = {"rtol": 2e-6, "atol": 0} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 0}

@@ -39,6 +39,7 @@ from mpdsnn.neuron.threshold import (
     EstimatedThreshold,
     FixedThreshold,
     LearnableThreshold,
+    Moments,
     ThresholdStep,
 )
 from mpdsnn.neuron.width import Surrogate
@@ -50,7 +51,7 @@ BACKENDS = ("reference", "fused", "compiled")
 _DETACHED_POLICIES = (FixedThreshold, AdaptiveThreshold, EstimatedThreshold)
 _STATIC_GRAD_POLICIES = (LearnableThreshold,)
 
-StepFn = Callable[[Tensor, int], tuple[Tensor, Tensor]]
+StepFn = Callable[..., tuple[Tensor, Tensor]]  # (U(t), t[, moments]) -> (threshold, width)
 
 
 def can_fuse(node: nn.Module) -> bool:
@@ -71,14 +72,21 @@ def fused_lif(node: nn.Module, x: Tensor) -> Tensor:
     if type(node.threshold) in _STATIC_GRAD_POLICIES:
         fire_in = node.threshold(x[0], 0, tau).fire  # depends on its parameter only
 
-    def step(u: Tensor, t: int) -> tuple[Tensor, Tensor]:
+    def step(u: Tensor, t: int, moments: Moments | None = None) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            policy = (ThresholdStep(fire=fire_in.detach()) if fire_in is not None
-                      else node.threshold(u, t, tau_d))
+            if fire_in is not None:
+                policy = ThresholdStep(fire=fire_in.detach())
+            elif moments is not None:  # only AT reads them: the compiled kernels took them
+                policy = node.threshold(u, t, tau_d, moments=moments)
+            else:
+                policy = node.threshold(u, t, tau_d)
             return policy.fire, node.surrogate.width(t, policy, tau_d)
 
     if node.backend == "compiled" and compiled.available():
-        return compiled.compiled_lif(x, tau, in_scale, fire_in, step)
+        # AT's statistics come out of the charge kernel on CPU; on CUDA the policy keeps its
+        # own single-pass reduction, which needs no host sync.
+        with_moments = type(node.threshold) is AdaptiveThreshold and x.device.type == "cpu"
+        return compiled.compiled_lif(x, tau, in_scale, fire_in, step, with_moments)
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(a, Tensor) and a.requires_grad for a in (x, tau, in_scale, fire_in))
     if not needs_grad:

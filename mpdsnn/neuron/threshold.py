@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -45,11 +45,21 @@ class FixedThreshold(nn.Module):
 _MAX_CANCELLATION = 4.0
 
 
-def mpd_statistics(u: Tensor, sync: bool = False) -> tuple[Tensor, Tensor]:
+class Moments(NamedTuple):
+    """Sum and sum of squares of one timestep's potentials, taken where they are written (the
+    compiled backend's charge kernel), so the statistics need no pass over ``U`` of their own."""
+
+    total: Tensor
+    squares: Tensor
+
+
+def mpd_statistics(u: Tensor, sync: bool = False,
+                   moments: Moments | None = None) -> tuple[Tensor, Tensor]:
     """Mean and unbiased std of all elements of ``u``, detached.
 
     ``sync=True`` under torch.distributed all-reduces (count, sum, sum of squares) so every rank
     gets the statistics of the global batch, exactly what one process would compute on it.
+    ``moments`` of ``u`` (CPU only), when the caller has them, replace the two reductions.
     """
     u = u.detach()
     if sync and dist.is_available() and dist.is_initialized():
@@ -57,32 +67,35 @@ def mpd_statistics(u: Tensor, sync: bool = False) -> tuple[Tensor, Tensor]:
     if u.numel() < 2:
         return u.mean(), torch.zeros((), dtype=u.dtype, device=u.device)
     x = u.reshape(-1) if u.dtype in (torch.float32, torch.float64) else u.float().reshape(-1)
-    if x.device.type != "cpu" or torch.compiler.is_compiling():
+    if moments is None and (x.device.type != "cpu" or torch.compiler.is_compiling()):
         # One Welford reduction on CUDA and under inductor: a single pass, no host sync.
         std, mean = torch.std_mean(x)
         return mean.to(u.dtype), std.to(u.dtype)
-    mean, var = _one_pass_moments(x)
+    mean, var = _one_pass_moments(x, moments)
     return mean.to(u.dtype), var.sqrt().to(u.dtype)
 
 
-def _one_pass_moments(x: Tensor) -> tuple[Tensor, Tensor]:
+def _one_pass_moments(x: Tensor, moments: Moments | None = None) -> tuple[Tensor, Tensor]:
     """Mean and unbiased variance of a flat CPU tensor from its sum and sum of squares.
 
     Two read-only vectorised reductions (``sum``, BLAS ``dot``), about 0.3 ms per million values
     against 1.3 ms for ``mean()`` + ``std()`` and 10 ms for ``torch.std_mean`` (a scalar Welford
-    loop on CPU; docs/bench.md). ``var = (S2 - S1 * mean) / (n - 1)`` is combined in float64. It
-    cancels when the mean dominates the spread; then (``S2 > 4 n var``, rare for membrane
-    potentials) the sum of squares is taken again around the mean.
+    loop on CPU; docs/bench.md), or none when ``moments`` come with ``x``. ``var = (S2 - S1 *
+    mean) / (n - 1)`` is combined in float64. It cancels when the mean dominates the spread; then
+    (``S2 > 4 n var``, rare for membrane potentials) the sum of squares is taken again around the
+    mean.
     """
     n = x.numel()
-    total, squares = x.sum(), torch.dot(x, x)
-    mean = total / n
-    t64, s64 = total.double(), squares.double()
-    var = ((s64 - t64 * t64 / n) / (n - 1)).clamp_min(0)
-    if s64.item() > _MAX_CANCELLATION * n * var.item():
+    total, squares = moments if moments is not None else (x.sum(), torch.dot(x, x))
+    mean = total.to(x.dtype) / n
+    # Python floats are IEEE doubles: the same bits as 0-d float64 tensors, without the ~2 us
+    # each tensor op costs (a DS-ATGO layer runs this once per timestep).
+    t64, s64 = total.item(), squares.item()
+    var = max((s64 - t64 * t64 / n) / (n - 1), 0.0)
+    if s64 > _MAX_CANCELLATION * n * var:
         centred = x - mean
-        var = torch.dot(centred, centred).double() / (n - 1)
-    return mean, var.to(x.dtype)
+        var = torch.dot(centred, centred).item() / (n - 1)
+    return mean, torch.tensor(var, dtype=x.dtype)
 
 
 def _global_statistics(u: Tensor) -> tuple[Tensor, Tensor]:
@@ -142,7 +155,8 @@ class AdaptiveThreshold(nn.Module):
         self.register_buffer("running", torch.full((T,), float(vth)))
         self.sync = False  # set by the engine under DDP: statistics over the global batch
 
-    def forward(self, u: Tensor, t: int, tau: Tensor | float) -> ThresholdStep:
+    def forward(self, u: Tensor, t: int, tau: Tensor | float,
+                moments: Moments | None = None) -> ThresholdStep:
         if t >= self.running.numel():
             raise ValueError(
                 f"this adaptive threshold was built for T={self.running.numel()} timesteps but "
@@ -150,7 +164,7 @@ class AdaptiveThreshold(nn.Module):
             )
         # Sync only in training: in eval every rank sees the whole batch, and summing identical
         # copies would cost a collective and count each sample once per rank.
-        mean, std = mpd_statistics(u, self.sync and self.training)
+        mean, std = mpd_statistics(u, self.sync and self.training, moments)
         if self.training or self.eval_source == "batch":
             stat = (self.fc * (mean + std)).clamp_min(self.min_theta)
             if self.training:
