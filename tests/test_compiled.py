@@ -2,6 +2,7 @@
 gradients and AT buffers, its compiled code cached in the project, and a clean fall-back."""
 
 import copy
+import functools
 import logging
 import os
 from pathlib import Path
@@ -12,18 +13,17 @@ from torch import nn
 
 import mpdsnn
 from mpdsnn.bench.measure import saved_bytes
-from mpdsnn.methods import LayerContext, create_method, list_methods
+from mpdsnn.methods import LayerContext, create_method
 from mpdsnn.models import create_model
 from mpdsnn.neuron import FangPLIFDecay, FixedThreshold, FixedWidth, LIFNode
 from mpdsnn.neuron import compiled
 from mpdsnn.neuron.fused import can_fuse, fuse_neurons
+from neuron_pairs import VARIANTS, inputs, layer_node, pair
+from neuron_pairs import assert_same as assert_same_any
 
-VARIANTS = [(name, {}) for name in list_methods()] + [
-    ("ds-atgo", {"eval_source": "batch"}),
-    ("ds-atgo", {"threshold": "estimated"}),
-    ("ds-atgo", {"tgo_rule": "code", "learnable_decay": False}),
-    ("at", {"fc": 0.6, "momentum": 0.5}),
-]
+# AT's thresholds come from the charge kernel's sums (another order than the reference's sum
+# and dot): float64 agrees to ~1e-15; every other buffer bit for bit.
+assert_same = functools.partial(assert_same_any, running_rtol=1e-12)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,61 +36,18 @@ def _compiler():
         pytest.skip(f"torch.compile does not work here: {compiled._Kernel.failed}")
 
 
-def _node(name: str, options: dict, T: int) -> nn.Module:
-    bn = nn.BatchNorm2d(3)
-    with torch.no_grad():
-        bn.weight.uniform_(0.5, 1.5)  # MPD-AGL's width reads the BN weight
-    return create_method(name, **options).neuron(LayerContext(T=T, norm=bn)).double()
-
-
-def _pair(node: nn.Module) -> tuple[nn.Module, nn.Module]:
-    fast = copy.deepcopy(node)
-    fuse_neurons(fast, "compiled")
-    return node, fast
-
-
-def _run(node: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x = x.clone().requires_grad_()
-    node.zero_grad(set_to_none=True)
-    spikes = node(x)
-    spikes.backward(grad)
-    return spikes, x.grad
-
-
-def _assert_same(ref: nn.Module, fast: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> None:
-    s_ref, g_ref = _run(ref, x, grad)
-    s_fast, g_fast = _run(fast, x, grad)
-    assert torch.equal(s_ref, s_fast)
-    assert 0 < s_ref.mean() < 1  # both outcomes occur, so the comparison means something
-    torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=1e-6)
-    for (name, p_ref), p_fast in zip(ref.named_parameters(), fast.parameters()):
-        assert p_fast.grad is not None, f"no gradient reached {name}"
-        torch.testing.assert_close(p_fast.grad, p_ref.grad, rtol=0, atol=1e-6, msg=name)
-    for (name, b_ref), b_fast in zip(ref.named_buffers(), fast.buffers()):
-        # AT's thresholds come from the charge kernel's sums (another order than the
-        # reference's sum and dot): float64 agrees to ~1e-15; every other buffer bit for bit.
-        rtol = 1e-12 if name == "threshold.running" else 0.0
-        torch.testing.assert_close(b_fast, b_ref, rtol=rtol, atol=0, msg=name)
-
-
-def _inputs(T: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(T, 4, 3, 6, 6, generator=gen, dtype=torch.float64) * 1.2 + 0.4
-    return x, torch.randn(x.shape, generator=gen, dtype=torch.float64)
-
-
 @pytest.mark.parametrize("T", [1, 2, 4])
 @pytest.mark.parametrize("name,options", VARIANTS, ids=lambda v: str(v))
 def test_compiled_matches_reference_in_training_and_eval(name, options, T):
-    ref, fast = _pair(_node(name, options, T))
+    ref, fast = pair(layer_node(name, options, T), "compiled")
     if not can_fuse(ref):
         pytest.skip(f"{name}'s neuron is not rectangular: it stays on the reference")
-    for seed in range(3):  # repeated steps: AT's running thresholds must stay identical
-        _assert_same(ref, fast, *_inputs(T, seed))
+    for seed in range(3):  # repeated steps: AT's running thresholds must stay the same
+        assert_same(ref, fast, *inputs(T, seed))
     ref.eval()
     fast.eval()
-    x, grad = _inputs(T, 7)
-    _assert_same(ref, fast, x, grad)
+    x, grad = inputs(T, 7)
+    assert_same(ref, fast, x, grad)
     with torch.no_grad():
         assert torch.equal(ref(x), fast(x))
 
@@ -99,16 +56,16 @@ def test_compiled_matches_reference_in_training_and_eval(name, options, T):
 def test_boundaries_are_the_references(name):
     """Potentials exactly at the threshold fire and exactly at the window's edge get gradient:
     inputs on a grid of quarters hit both for Vth = 1 and k = 1."""
-    ref, fast = _pair(_node(name, {}, 2))
+    ref, fast = pair(layer_node(name, {}, 2), "compiled")
     grid = torch.arange(0, 9, dtype=torch.float64) / 4
     x = grid[torch.randint(0, 9, (2, 4, 3, 6, 6))]
     assert (x[0] == 1.0).any() and (x[0] == 1.5).any()
-    _assert_same(ref, fast, x, torch.ones_like(x))
+    assert_same(ref, fast, x, torch.ones_like(x))
 
 
 def test_learnable_input_scale_and_decay_get_the_references_gradients():
-    ref, fast = _pair(LIFNode(FangPLIFDecay(2.0), FixedThreshold(1.0), FixedWidth(1.0)).double())
-    _assert_same(ref, fast, *_inputs(4, 2))
+    ref, fast = pair(LIFNode(FangPLIFDecay(2.0), FixedThreshold(1.0), FixedWidth(1.0)).double(), "compiled")
+    assert_same(ref, fast, *inputs(4, 2))
 
 
 def test_float32_spikes_are_bitwise_the_references():
@@ -184,10 +141,10 @@ def test_a_failed_compilation_warns_once_and_runs_fused(monkeypatch, caplog):
     monkeypatch.setattr(compiled._Kernel, "failed", None)
     for kernel in compiled.KERNELS:
         monkeypatch.setattr(kernel, "compiled", None)
-    ref, fast = _pair(_node("ds-atgo", {}, 4))
+    ref, fast = pair(layer_node("ds-atgo", {}, 4), "compiled")
     with caplog.at_level(logging.WARNING, logger="mpdsnn.neuron.compiled"):
         for seed in range(2):
-            _assert_same(ref, fast, *_inputs(4, seed))
+            assert_same(ref, fast, *inputs(4, seed))
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "RuntimeError: no C++ compiler found" in warnings[0]
     assert "falls back to the fused backend" in warnings[0]

@@ -8,7 +8,7 @@ from torch import nn
 
 from mpdsnn.bench.measure import saved_bytes
 from mpdsnn.errors import UserError
-from mpdsnn.methods import LayerContext, create_method, list_methods
+from mpdsnn.methods import LayerContext, create_method
 from mpdsnn.models import create_model
 from mpdsnn.neuron import (
     FangPLIFDecay,
@@ -20,76 +20,30 @@ from mpdsnn.neuron import (
     record_traces,
 )
 from mpdsnn.neuron.fused import can_fuse, fuse_neurons, fused_lif
-
-# Registry methods plus the option variants that take other code paths in the fused neuron.
-VARIANTS = [(name, {}) for name in list_methods()] + [
-    ("ds-atgo", {"eval_source": "batch"}),
-    ("ds-atgo", {"threshold": "estimated"}),
-    ("ds-atgo", {"tgo_rule": "code", "learnable_decay": False}),
-    ("at", {"fc": 0.6, "momentum": 0.5}),
-]
-
-
-def _node(name: str, options: dict, T: int) -> nn.Module:
-    bn = nn.BatchNorm2d(3)
-    with torch.no_grad():
-        bn.weight.uniform_(0.5, 1.5)  # MPD-AGL's width reads the BN weight
-    return create_method(name, **options).neuron(LayerContext(T=T, norm=bn)).double()
-
-
-def _pair(node: nn.Module) -> tuple[nn.Module, nn.Module]:
-    fused = copy.deepcopy(node)
-    fuse_neurons(fused)
-    return node, fused
-
-
-def _run(node: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x = x.clone().requires_grad_()
-    node.zero_grad(set_to_none=True)
-    spikes = node(x)
-    spikes.backward(grad)
-    return spikes, x.grad
-
-
-def _assert_same(ref: nn.Module, fused: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> None:
-    s_ref, g_ref = _run(ref, x, grad)
-    s_fused, g_fused = _run(fused, x, grad)
-    assert torch.equal(s_ref, s_fused)
-    torch.testing.assert_close(g_fused, g_ref, rtol=0, atol=1e-6)
-    for (name, p_ref), p_fused in zip(ref.named_parameters(), fused.parameters()):
-        assert p_fused.grad is not None, f"no gradient reached {name}"
-        torch.testing.assert_close(p_fused.grad, p_ref.grad, rtol=0, atol=1e-6, msg=name)
-    for (name, b_ref), b_fused in zip(ref.named_buffers(), fused.buffers()):
-        assert torch.equal(b_ref, b_fused), f"buffer {name} differs"
-
-
-def _inputs(T: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(T, 4, 3, 6, 6, generator=gen, dtype=torch.float64) * 1.2 + 0.4
-    return x, torch.randn(x.shape, generator=gen, dtype=torch.float64)
+from neuron_pairs import VARIANTS, assert_same, inputs, layer_node, pair
 
 
 @pytest.mark.parametrize("T", [1, 2, 4])
 @pytest.mark.parametrize("name,options", VARIANTS, ids=lambda v: str(v))
 def test_fused_matches_reference_in_training(name, options, T):
-    ref, fused = _pair(_node(name, options, T))
+    ref, fused = pair(layer_node(name, options, T), "fused")
     if not can_fuse(ref):
         pytest.skip(f"{name}'s neuron is not fusable: see test_ineligible_methods_fall_back...")
     for seed in range(3):  # repeated steps: AT's running thresholds must stay identical
-        _assert_same(ref, fused, *_inputs(T, seed))
+        assert_same(ref, fused, *inputs(T, seed))
 
 
 @pytest.mark.parametrize("T", [1, 2, 4])
 @pytest.mark.parametrize("name,options", VARIANTS, ids=lambda v: str(v))
 def test_fused_matches_reference_in_eval(name, options, T):
-    ref, fused = _pair(_node(name, options, T))
+    ref, fused = pair(layer_node(name, options, T), "fused")
     if not can_fuse(ref):
         pytest.skip(f"{name}'s neuron is not fusable")
-    _assert_same(ref, fused, *_inputs(T, 0))  # a training step moves the running thresholds
+    assert_same(ref, fused, *inputs(T, 0))  # a training step moves the running thresholds
     ref.eval()
     fused.eval()
-    x, grad = _inputs(T, 1)
-    _assert_same(ref, fused, x, grad)
+    x, grad = inputs(T, 1)
+    assert_same(ref, fused, x, grad)
     with torch.no_grad():
         assert torch.equal(ref(x), fused(x))
 
@@ -99,26 +53,26 @@ def test_boundaries_are_the_references(name):
     """Potentials exactly at the threshold fire (H(0) = 1) and exactly at the window's edge get
     gradient (|v| <= k/2): inputs on a grid of quarters hit both for Vth = 1 and k = 1."""
     T = 2
-    ref, fused = _pair(_node(name, {}, T))
+    ref, fused = pair(layer_node(name, {}, T), "fused")
     grid = torch.arange(0, 9, dtype=torch.float64) / 4  # 0, 0.25, ..., 2
     x = grid[torch.randint(0, 9, (T, 4, 3, 6, 6))]
     assert (x[0] == 1.0).any() and (x[0] == 1.5).any()
-    _assert_same(ref, fused, x, torch.ones_like(x))
+    assert_same(ref, fused, x, torch.ones_like(x))
 
 
 def test_running_threshold_update_is_the_references():
-    ref, fused = _pair(_node("ds-atgo", {"momentum": 0.3}, 4))
+    ref, fused = pair(layer_node("ds-atgo", {"momentum": 0.3}, 4), "fused")
     start = ref.threshold.running.clone()
-    _assert_same(ref, fused, *_inputs(4, 5))
+    assert_same(ref, fused, *inputs(4, 5))
     assert not torch.equal(fused.threshold.running, start)
     assert torch.equal(fused.threshold.running, ref.threshold.running)
 
 
 def test_learnable_input_scale_and_decay_get_the_references_gradients():
     """Fang's PLIF decay with a rectangular surrogate: tau and the input scale both learn."""
-    ref, fused = _pair(LIFNode(FangPLIFDecay(2.0), FixedThreshold(1.0), FixedWidth(1.0)).double())
+    ref, fused = pair(LIFNode(FangPLIFDecay(2.0), FixedThreshold(1.0), FixedWidth(1.0)).double(), "fused")
     assert can_fuse(ref)
-    _assert_same(ref, fused, *_inputs(4, 2))
+    assert_same(ref, fused, *inputs(4, 2))
 
 
 def test_ineligible_methods_fall_back_to_the_reference():
@@ -129,8 +83,8 @@ def test_ineligible_methods_fall_back_to_the_reference():
     assert not can_fuse(node)
     ref = copy.deepcopy(node)
     ref.backend = "reference"
-    x, grad = _inputs(2, 3)
-    _assert_same(ref.double(), node.double(), x, grad)
+    x, grad = inputs(2, 3)
+    assert_same(ref.double(), node.double(), x, grad)
 
 
 def test_unknown_backend_is_a_user_error():
@@ -140,7 +94,7 @@ def test_unknown_backend_is_a_user_error():
 
 def test_fused_saves_only_the_potentials_and_less_than_the_reference():
     T, x = 4, torch.randn(4, 8, 16, 8, 8).requires_grad_()
-    ref, fused = _pair(create_method("ds-atgo").neuron(LayerContext(T=T)))
+    ref, fused = pair(create_method("ds-atgo").neuron(LayerContext(T=T)), "fused")
     exclude = [*ref.parameters(), *ref.buffers(), *fused.parameters(), *fused.buffers()]
     saved_ref = saved_bytes(lambda: ref(x), exclude)
     saved_fused = saved_bytes(lambda: fused(x), exclude)
@@ -151,8 +105,8 @@ def test_fused_saves_only_the_potentials_and_less_than_the_reference():
 
 def test_recording_falls_back_so_probes_still_see_traces():
     T = 3
-    ref, fused = _pair(_node("ds-atgo", {}, T))
-    x, _ = _inputs(T, 4)
+    ref, fused = pair(layer_node("ds-atgo", {}, T), "fused")
+    x, _ = inputs(T, 4)
     with record_traces(ref):
         ref(x)
     with record_traces(fused):
