@@ -492,6 +492,7 @@ def test_vega_curves_csv_and_png(synth, report):
         assert img.format == "PNG" and img.size[0] > 400
     spec = json.loads(report.plots["spec"].read_text())
     assert spec["facet"]["row"]["field"] == "setting"
+    assert spec["resolve"]["scale"]["x"] == "independent"  # a 4-epoch setting is not squeezed
     assert "html" not in report.plots  # opt-in: about 1 MB and seconds
     color = spec["spec"]["layer"][1]["encoding"]["color"]
     scale = dict(zip(color["scale"]["domain"], color["scale"]["range"]))
@@ -514,6 +515,7 @@ def test_vega_html_and_dvc_template_work_offline(report, tmp_path):
     template = json.loads(written["template"].read_text())
     assert template["data"]["values"] == "<DVC_METRIC_DATA>"
     assert template["spec"]["encoding"]["color"]["field"] == "method"
+    assert template["resolve"]["scale"]["x"] == "independent"
 
 
 def test_a_report_of_unfinished_runs_only_still_builds(tmp_path):

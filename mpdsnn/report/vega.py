@@ -85,7 +85,7 @@ def accuracy_curves_spec(curves: pd.DataFrame) -> dict[str, Any]:
     inner = {"width": 460, "height": 260, "layer": layer}
     if curves["setting"].nunique() > 1:
         spec.update(facet={"row": {"field": "setting", "type": "nominal", "title": None}},
-                    spec=inner, resolve={"scale": {"y": "independent"}})
+                    spec=inner, resolve={"scale": {"x": "independent", "y": "independent"}})
     else:
         spec.update(inner)
     return spec
@@ -158,7 +158,7 @@ DVC_BY_METHOD = {
                       "datum.n_hi : datum.n_lo + '-' + datum.n_hi) + ')'", "as": "panel"},
     ],
     "facet": {"row": {"field": "panel", "type": "nominal", "title": None}},
-    "resolve": {"scale": {"y": "independent", "color": "independent"}},
+    "resolve": {"scale": {"x": "independent", "y": "independent", "color": "independent"}},
     "spec": {
         "width": 420, "height": 240,
         "mark": {"type": "line", "point": True},
