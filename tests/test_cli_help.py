@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -134,3 +136,14 @@ def test_frames_say_once_that_they_are_cached_on_first_use(tmp_path, caplog):
     caplog.clear()
     EventFrames(source, source.samples, spec, tmp_path / "frames")  # cache exists: nothing to say
     assert caplog.records == []
+
+
+def test_python_dash_m_mpdsnn_is_the_same_command_line():
+    """Where the console script is not on PATH (a bare GPU image), ``python -m mpdsnn``."""
+    out = subprocess.run([sys.executable, "-m", "mpdsnn", "list"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ds-atgo" in out.stdout and "digits" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "mpdsnn", "trian"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "train" in bad.stderr
