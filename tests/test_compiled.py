@@ -114,6 +114,24 @@ def test_compiled_saves_only_the_potentials():
     assert potentials <= saved_bytes(lambda: node(x), exclude) <= potentials + 16
 
 
+def test_new_layer_shapes_and_timesteps_compile_nothing_new():
+    """One compilation serves every layer: the kernels take flat tensors of symbolic length
+    (after the first two shapes, whose size classes inductor specialises)."""
+    from torch._dynamo.utils import counters
+
+    def train_step(T: int, shape: tuple[int, ...]) -> None:
+        node = create_method("ds-atgo").neuron(LayerContext(T=T))
+        fuse_neurons(node, "compiled")
+        node((torch.randn(T, *shape) + 0.5).requires_grad_()).sum().backward()
+
+    for T, shape in [(2, (4, 16, 8, 8)), (3, (8, 32, 6, 6))]:  # the size classes, compiled once
+        train_step(T, shape)
+    compiled_before = counters["stats"]["unique_graphs"]
+    for T, shape in [(4, (4, 16, 8, 8)), (6, (2, 64, 9, 9)), (2, (5, 4096)), (5, (3, 8, 50))]:
+        train_step(T, shape)
+    assert counters["stats"]["unique_graphs"] == compiled_before
+
+
 def test_compiled_code_is_cached_in_the_project(monkeypatch):
     root = Path(mpdsnn.__file__).resolve().parents[1]
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
