@@ -255,6 +255,9 @@ def test_pipeline_level_splits_a_real_train_stage(tmp_path, capsys):
     stage = payload["pipeline_stage"]
     assert stage["stage"] == "train@digits-ds-atgo-0" and stage["epochs"] == 1
     assert stage["load_avg_1m"] is not None and stage["load_avg_1m_end"] is not None
+    # timed from outside: the interpreter and imports before the clock, MLflow and exit after it
+    assert 0 < stage["before_clock_s"] < split["start-up"]
+    assert 0 < stage["after_record_s"] < split["teardown"]
     # what the six phases leave is the trainer's own bookkeeping between epochs, to 0.1 s
     assert split[OTHER] == pytest.approx(stage["between_epochs_s"], abs=0.1)
     assert [r["phase"] for r in payload["pipeline_phases"]] == list(SPLIT)

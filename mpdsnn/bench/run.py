@@ -118,8 +118,9 @@ def run_bench(sizes: str = "tiny", out_dir: str | os.PathLike | None = None,
         load = _load()
         run = run_stage(cfg.stage_epochs, cfg.device)
         stage = {**run.details, "load_avg_1m": load, "load_avg_1m_end": _load()}
-        log.info("pipeline level: %s took %.1f s, load average %s -> %s", run.label,
-                 run.seconds[WALL], load, stage["load_avg_1m_end"])
+        log.info("pipeline level: %s took %.1f s (%.1f s before the trainer's clock, %.1f s "
+                 "after its record), load average %s -> %s", run.label, run.seconds[WALL],
+                 stage["before_clock_s"], stage["after_record_s"], load, stage["load_avg_1m_end"])
         rows += _stage_rows(run)
     for name, dataset in (datasets or {}).items():
         r = loader_throughput(dataset)

@@ -37,7 +37,9 @@ SPLIT = (*PHASES, OTHER, WALL)
 
 @dataclass(frozen=True)
 class StageRun:
-    """One timed stage: ``seconds`` (phase -> seconds, :data:`SPLIT`) and what was run."""
+    """One timed stage: ``seconds`` (phase -> seconds, :data:`SPLIT`) and ``details``: what
+    was run, and the parts timed from outside (``before_clock_s``: interpreter, imports and
+    config, in start-up; ``after_record_s``: final MLflow logging and exit, in teardown)."""
 
     label: str
     T: int
@@ -101,6 +103,8 @@ def run_stage(epochs: int | None, device: str, repo: Path | None = None) -> Stag
     label = f"{env_vars.get('MPDSNN_DVC_STAGE', 'train')} ({trained} epoch{plural}, {device})"
     details = {"stage": env_vars.get("MPDSNN_DVC_STAGE"), "command": shlex.join(argv),
                "epochs": trained, "device": device,
+               "before_clock_s": recorded["phase_clock"]["started_at"] - spawned_at,
+               "after_record_s": exited_at - recorded["phase_clock"]["recorded_at"],
                "between_epochs_s": recorded["phase_seconds"].get(BETWEEN_EPOCHS, 0.0),
                "store_created_s": store_s}
     return StageRun(label, int(recorded["T"]), seconds, details)
