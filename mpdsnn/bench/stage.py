@@ -65,10 +65,10 @@ def split_phases(recorded: Mapping[str, Any], spawned_at: float, exited_at: floa
     return split
 
 
-def run_stage(epochs: int | None, device: str, repo: Path | None = None) -> StageRun:
+def run_stage(epochs: int | None, device: str) -> StageRun:
     """Run the default pipeline's first train stage (``epochs``: None keeps params.yaml's) on
     ``device`` and split its wall time."""
-    repo = repo or Path(mpdsnn.__file__).resolve().parent.parent
+    repo = Path(mpdsnn.__file__).resolve().parent.parent  # the checkout this package runs from
     params_path, dvc_path = repo / "params.yaml", repo / "dvc.yaml"
     if not params_path.is_file() or not dvc_path.is_file():
         raise UserError(f"the pipeline bench level runs the default pipeline's train stage and "
