@@ -469,12 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time and memory of neurons and models against SpikingJelly/snnTorch",
                        description="Time and activation memory of our neurons (reference, fused and "
                                    "compiled), SpikingJelly's and snnTorch's, and of one training step "
-                                   "per method; writes bench.csv and bench.json.")
+                                   "per method; with --levels pipeline, where one train stage's time "
+                                   "goes; writes bench.csv and bench.json.")
     p.add_argument("--sizes", choices=["tiny", "cpu", "gpu"], default="tiny",
                    help="tiny: seconds, checks the harness; cpu: the CPU measurement; gpu: "
                         "published shapes on one CUDA device (default: tiny)")
     p.add_argument("--out", default=None, help="output folder (default: bench-results/SIZES)")
-    p.add_argument("--levels", default="neuron,model", help="comma-separated: neuron,model (default: both)")
+    p.add_argument("--levels", default="neuron,model",
+                   help="comma-separated: neuron, model, pipeline (default: neuron,model); "
+                        "pipeline runs one real train stage of the default pipeline and splits its "
+                        "wall time into start-up, data, training, evaluation, probes, teardown")
     p.add_argument("--threads", type=int, default=None,
                    help="torch.set_num_threads(N) (default: torch's own choice)")
     p.add_argument("--no-libraries", action="store_true", help="leave SpikingJelly and snnTorch out")

@@ -41,6 +41,8 @@ from mpdsnn.provenance import environment
 from mpdsnn.lifecycle import stop_with_parent
 from mpdsnn.memory import check_memory
 from mpdsnn.paper import paper_layers
+from mpdsnn.phases import (BETWEEN_EPOCHS, DATA, EVALUATION, PROBES, STARTUP, TEARDOWN, TRAINING,
+                           PhaseClock)
 from mpdsnn.runfolder import layout
 from mpdsnn.runfolder.checkpoint import load_checkpoint, save_checkpoint
 from mpdsnn.runfolder.fingerprint import changed_keys, code_hash
@@ -173,6 +175,7 @@ def batch_statistics_thresholds(model: nn.Module) -> Iterator[bool]:
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, resume: str | bool | None = None,
                  stage_key: str | None = None) -> None:
+        self.clock = PhaseClock(STARTUP)  # metrics.json's phase_seconds: where the time went
         self.cfg, self.out, self.stage_key = config, Path(out), stage_key
         self.resume = "strict" if resume is True else (resume or None)
         self.dist = Distributed.from_env()
@@ -397,7 +400,8 @@ class Trainer:
 
     def _run(self, config_dict: dict[str, Any]) -> dict[str, Any]:
         c = self.cfg
-        splits = main_first(self.load_data)  # rank 0 downloads and caches, the others then read
+        with self.clock.phase(DATA):
+            splits = main_first(self.load_data)  # rank 0 downloads and caches, the others then read
         sample = splits.train[0][0]
         model = self.build_model(sample).to(self.device)
         on_reference = fuse_neurons(model, c.neuron_backend)
@@ -442,17 +446,21 @@ class Trainer:
         # Probes read held-out training data where the dataset has a validation split (the
         # gradient window is a training-time quantity), else test samples: metrics.json says which.
         probe_split = "val" if splits.val is not None and len(splits.val) else "test"
-        probe_x = self._probe_batch(splits.val if probe_split == "val" else splits.test)
-        loader = self._train_loader(splits.train)
+        with self.clock.phase(DATA):
+            probe_x = self._probe_batch(splits.val if probe_split == "val" else splits.test)
+            loader = self._train_loader(splits.train)
+        self.clock.switch(BETWEEN_EPOCHS)
         try:
             for epoch in range(state.epoch + 1, c.epochs + 1):
                 start = time.perf_counter()
                 lr = opt.param_groups[0]["lr"]  # the rate this epoch trained with
-                train_loss, train_acc, seen = self._train_epoch(model, loader, opt, epoch)
+                with self.clock.phase(TRAINING):
+                    train_loss, train_acc, seen = self._train_epoch(model, loader, opt, epoch)
                 train_time = time.perf_counter() - start
                 sched.step()
-                val_acc = self.evaluate(model, splits.val)[1] if splits.val is not None else None
-                test_loss, test_acc = self.evaluate(model, splits.test)
+                with self.clock.phase(EVALUATION):
+                    val_acc = self.evaluate(model, splits.val)[1] if splits.val is not None else None
+                    test_loss, test_acc = self.evaluate(model, splits.test)
                 seconds = time.perf_counter() - start
                 row = {"epoch": epoch, "lr": lr, "train_loss": train_loss,
                        "train_acc": train_acc, "val_acc": val_acc, "test_loss": test_loss,
@@ -463,7 +471,8 @@ class Trainer:
                 state.epoch = epoch
                 probe = None
                 if epoch == c.epochs or (c.probe_every and epoch % c.probe_every == 0):
-                    with self._autocast():  # the precision the accuracy beside it was trained in
+                    # the precision the accuracy beside it was trained in
+                    with self._autocast(), self.clock.phase(PROBES):
                         probe = run_probes(_unwrap(model), probe_x, epoch)
                     state.probes.append(probe)
                 self._log_epoch(row, probe, tracker)
@@ -478,6 +487,7 @@ class Trainer:
         except BaseException:
             tracker.finish("FAILED")
             raise
+        self.clock.switch(TEARDOWN)
         metrics = self._finish(model, splits, state, env, tracker, probe_split)
         return metrics
 
@@ -525,7 +535,8 @@ class Trainer:
         metrics["sops_per_sample"] = last_probe.sops_per_sample
         metrics["energy_uj_per_sample"] = last_probe.energy_uj_per_sample
         metrics.update(neurobench_metrics(last_probe, _unwrap(model)))  # NeuroBench names
-        with batch_statistics_thresholds(_unwrap(model)) as has_adaptive:
+        with (batch_statistics_thresholds(_unwrap(model)) as has_adaptive,
+              self.clock.phase(EVALUATION)):
             if has_adaptive:
                 metrics["test_acc_batch_thresholds"] = self.evaluate(model, splits.test)[1]
                 # Why the running buffer matters (C5's companion): batch statistics depend on the
@@ -541,6 +552,7 @@ class Trainer:
             self.writer.write_model({"config": self.cfg.to_dict(), "T": self.T,
                                      "model_name": self.model_name, "code": code_hash(),
                                      "state_dict": _unwrap(model).state_dict()})
+            metrics.update(self.clock.record())  # the rest of teardown is timed from outside
             metrics = self.writer.finish(metrics)
             from mpdsnn.tracking import final_metrics
             tracker.log_metrics(final_metrics(metrics), step=self.cfg.epochs)

@@ -2,13 +2,15 @@
 are right on cases with known answers, and ``tiny`` produces the full table."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from mpdsnn.bench import COLUMNS, loader_throughput, neuron_ratios, run_bench, saved_bytes
+from mpdsnn.bench import (COLUMNS, loader_throughput, neuron_ratios, pipeline_phases, run_bench,
+                          saved_bytes)
 from mpdsnn.cli import main as cli_main
 from mpdsnn.bench.neurons import (
     FIXED_FUSED,
@@ -17,8 +19,10 @@ from mpdsnn.bench.neurons import (
     spikingjelly_forward,
     spikingjelly_lif,
 )
+from mpdsnn.bench.stage import OTHER, SPLIT, WALL, _command, split_phases
 from mpdsnn.errors import UserError
 from mpdsnn.methods import LayerContext, create_method
+from mpdsnn.phases import BETWEEN_EPOCHS, PHASES, PhaseClock
 
 
 def _our_fixed_lif(dtype: torch.dtype) -> torch.nn.Module:
@@ -72,7 +76,7 @@ def test_loader_throughput_counts_the_timed_samples():
 def test_bad_sizes_and_levels_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="valid bench sizes: cpu, gpu, tiny"):
         run_bench("huge", tmp_path)
-    with pytest.raises(UserError, match="unknown bench level"):
+    with pytest.raises(UserError, match="unknown bench level.*valid levels: model, neuron, pipeline"):
         run_bench("tiny", tmp_path, levels=("kernel",))
 
 
@@ -158,3 +162,103 @@ def test_neuron_ratios_divide_rows_of_the_same_workload_and_give_medians():
     assert ratios.loc["a", "fixed fused/compiled"] == pytest.approx(2.0)
     assert ratios.loc["a", "spikingjelly/fixed compiled"] == pytest.approx(4.0)
     assert ratios["snntorch/fixed compiled"].isna().all()  # no snnTorch row: no ratio
+
+
+# --- pipeline level: one real train stage split into phases ---------------------------------
+
+class _FakeClocks:
+    """perf_counter and time.time that move only when told, 1000 s apart."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.now = 0.0
+        monkeypatch.setattr("mpdsnn.phases.time.perf_counter", lambda: self.now)
+        monkeypatch.setattr("mpdsnn.phases.time.time", lambda: 1000.0 + self.now)
+
+
+def test_phase_clock_gives_every_moment_to_exactly_one_phase(monkeypatch):
+    t = _FakeClocks(monkeypatch)
+    clock = PhaseClock("start-up")
+    t.now = 2.0
+    with clock.phase("data"):
+        t.now = 3.5
+    t.now = 4.0  # back in start-up
+    clock.switch("between epochs")
+    with clock.phase("training"):
+        t.now = 10.0
+        with clock.phase("evaluation"):  # nested: not counted twice
+            t.now = 11.0
+        t.now = 12.0
+    t.now = 12.25
+    record = clock.record()
+    assert record["phase_seconds"] == {"start-up": 2.5, "data": 1.5, "between epochs": 0.25,
+                                       "training": 7.0, "evaluation": 1.0}
+    assert record["phase_clock"] == {"started_at": 1000.0, "recorded_at": 1012.25}
+
+
+def test_split_adds_the_time_outside_the_clock_to_start_up_and_teardown():
+    recorded = {"phase_seconds": {"start-up": 1.0, "data": 2.0, "training": 10.0,
+                                  "evaluation": 3.0, "probes": 0.5, "teardown": 0.25,
+                                  BETWEEN_EPOCHS: 0.75},
+                "phase_clock": {"started_at": 105.0, "recorded_at": 122.5}}
+    split = split_phases(recorded, spawned_at=100.0, exited_at=126.0)
+    assert list(split) == list(SPLIT)
+    assert split["start-up"] == 5.0 + 1.0 and split["teardown"] == 0.25 + 3.5
+    assert split[WALL] == 26.0 and split[OTHER] == pytest.approx(0.75)
+    assert sum(split[p] for p in (*PHASES, OTHER)) == pytest.approx(split[WALL])
+
+
+def test_the_stage_command_is_dvc_yamls_train_command():
+    import yaml
+
+    dvc_yaml = Path(__file__).resolve().parents[1] / "dvc.yaml"
+    template = yaml.safe_load(dvc_yaml.read_text())["stages"]["train"]["cmd"]
+    values = {"item.dataset": "digits", "item.method": "ds-atgo", "item.seed": 0,
+              "pipeline": "default"}
+    env, argv = _command(template, values)
+    assert env == {"MPDSNN_DVC_STAGE": "train@digits-ds-atgo-0"}
+    assert argv[1:4] == ["-m", "mpdsnn.cli", "train"]
+    assert argv[argv.index("--out") + 1] == "runs/default/digits/ds-atgo/seed0"
+    assert "--resume-if-compatible" in argv and argv[argv.index("--params") + 1] == "params.yaml"
+    with pytest.raises(UserError, match=r"uses \$\{item.seed\}, which the bench does not know"):
+        _command(template, {k: v for k, v in values.items() if k != "item.seed"})
+
+
+@pytest.mark.slow
+def test_train_records_its_phases_in_the_run_folder(tmp_path):
+    out = tmp_path / "run"
+    assert cli_main(["train", "--method", "vanilla", "--dataset", "digits", "--epochs", "2",
+                     "--no-tracking", "--set", "train_subset=400", "--set", "test_subset=200",
+                     "--set", "probe_samples=64", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    seconds, clock = metrics["phase_seconds"], metrics["phase_clock"]
+    assert set(seconds) == {*PHASES, BETWEEN_EPOCHS} and all(s > 0 for s in seconds.values())
+    # perf_counter phases against the wall clock's two stamps: every moment counted once
+    assert sum(seconds.values()) == pytest.approx(clock["recorded_at"] - clock["started_at"], abs=0.05)
+    # history's epoch seconds (their own timer) are training, the scheduler step and evaluation
+    # (vanilla has no batch-statistics evaluation after the last epoch)
+    epochs = pd.read_csv(out / "history.csv")["seconds"].sum()
+    assert seconds["training"] + seconds["evaluation"] == pytest.approx(epochs, abs=0.05)
+
+
+@pytest.mark.slow
+def test_pipeline_level_splits_a_real_train_stage(tmp_path, capsys):
+    assert cli_main(["bench", "--sizes", "tiny", "--levels", "pipeline", "--out", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "where its wall time went" in shown and "% of wall" in shown
+    assert "mpdsnn ds-atgo" not in shown  # the neuron and model levels did not run
+    table = pd.read_csv(tmp_path / "bench.csv")
+    split = pipeline_phases(table).set_index("phase")["seconds"]
+    assert list(split.index) == list(SPLIT)
+    assert (split[list(PHASES)] >= 0).all() and split["training"] > 0 and split["start-up"] > 1
+    assert split[list(PHASES) + [OTHER]].sum() == pytest.approx(split[WALL])
+    payload = json.loads((tmp_path / "bench.json").read_text())
+    stage = payload["pipeline_stage"]
+    assert stage["stage"] == "train@digits-ds-atgo-0" and stage["epochs"] == 1
+    assert stage["load_avg_1m"] is not None and stage["load_avg_1m_end"] is not None
+    # timed from outside: the interpreter and imports before the clock, MLflow and exit after it
+    assert 0 < stage["before_clock_s"] < split["start-up"]
+    assert 0 < stage["after_record_s"] < split["teardown"]
+    # what the six phases leave is the trainer's own bookkeeping between epochs, to 0.1 s
+    assert split[OTHER] == pytest.approx(stage["between_epochs_s"], abs=0.1)
+    assert [r["phase"] for r in payload["pipeline_phases"]] == list(SPLIT)
+    assert payload["pipeline_phases"][-1]["pct_of_wall"] == pytest.approx(100)

@@ -4,6 +4,7 @@ Usage::
 
     table = run_bench("cpu", "bench-results/cpu")   # DataFrame; also bench.csv + bench.json
     bench("tiny", None, ["neuron", "model"], None, True)  # what ``mpdsnn bench`` runs
+    run_bench("cpu", None, levels=("pipeline",))      # one train stage, split into phases
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import torch
 
 from mpdsnn.bench.measure import Timing, peak_bytes, saved_bytes, time_interleaved
 from mpdsnn.bench.pipeline import loader_throughput
-from mpdsnn.bench.run import COLUMNS, SIZES, neuron_ratios, run_bench
+from mpdsnn.bench.run import (COLUMNS, DEFAULT_LEVELS, LEVELS, SIZES, neuron_ratios, pipeline_phases,
+                              run_bench)
+from mpdsnn.bench.stage import SPLIT
 
-__all__ = ["COLUMNS", "SIZES", "Timing", "bench", "loader_throughput", "neuron_ratios",
-           "peak_bytes", "render", "run_bench", "saved_bytes", "time_interleaved"]
+__all__ = ["COLUMNS", "DEFAULT_LEVELS", "LEVELS", "SIZES", "Timing", "bench", "loader_throughput",
+           "neuron_ratios", "peak_bytes", "pipeline_phases", "render", "run_bench", "saved_bytes",
+           "time_interleaved"]
 
 _SHOWN = ["level", "workload", "T", "impl", "time_ms", "samples_per_s", "saved_mb", "peak_mb",
           "time_ratio", "mem_ratio"]
@@ -32,12 +36,19 @@ def bench(sizes: str, out: str | None, levels: Sequence[str], threads: int | Non
         torch.set_num_threads(threads)
     out = out or f"bench-results/{sizes}"
     table = run_bench(sizes, out, levels=tuple(levels), libraries=libraries)
-    print(render(table))
+    timed = table[~((table.level == "pipeline") & table.impl.isin(SPLIT))]
+    if len(timed):
+        print(render(timed))
     ratios = neuron_ratios(table).dropna(axis=1, how="all")  # e.g. no library rows
     if len(ratios):
         print("time ratios, same rounds (ds-atgo/fixed: > 1 is DS-ATGO slower; "
               "fused/compiled and library/ours: > 1 is ours compiled faster)")
         print(ratios.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    for workload, split in pipeline_phases(table).groupby("workload", sort=False):
+        print(f"pipeline stage {workload}: where its wall time went")
+        shown = split[["phase", "seconds", "pct_of_wall"]].rename(columns={"pct_of_wall": "% of wall"})
+        print(shown.to_string(index=False, formatters={"seconds": "{:.2f}".format,
+                                                       "% of wall": "{:.1f}".format}))
     print(f"wrote {out}/bench.csv and {out}/bench.json")
     return 0
 

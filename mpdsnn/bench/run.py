@@ -1,9 +1,11 @@
-"""``run_bench``: the neuron-, model- and (optional) pipeline-level tables, written as CSV + JSON.
+"""``run_bench``: the neuron-, model- and pipeline-level tables, written as CSV + JSON.
 
 Sizes: ``tiny`` checks the harness in seconds (CI); ``cpu`` is the real measurement on a CPU;
 ``gpu`` the published shapes on one CUDA device. Every time is a median over interleaved rounds
 (:mod:`mpdsnn.bench.measure`); every ratio is against the row named in ``vs`` of the same
-workload and T: our fused fixed LIF at neuron level, the method's reference backend at model level.
+workload and T: our fused fixed LIF at neuron level, the method's reference backend at model level,
+the stage's wall time at pipeline level (one real train stage split into phases,
+:mod:`mpdsnn.bench.stage`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mpdsnn.bench import neurons
 from mpdsnn.bench.measure import Timing, peak_bytes, saved_bytes, time_interleaved
 from mpdsnn.bench.models import ModelWorkload, train_steps
 from mpdsnn.bench.pipeline import loader_throughput
+from mpdsnn.bench.stage import SPLIT, WALL, StageRun, run_stage
 from mpdsnn.errors import UserError, unknown_name
 from mpdsnn.provenance import cpu_name
 
@@ -34,13 +37,17 @@ log = logging.getLogger(__name__)
 COLUMNS = ["level", "workload", "T", "impl", "time_ms", "iqr_ms", "samples_per_s", "saved_mb",
            "peak_mb", "setup_s", "vs", "time_ratio", "mem_ratio"]
 MODEL_METHODS = ("vanilla", "ds-atgo", "fixed", "tet", "mpd-agl")
+LEVELS = ("neuron", "model", "pipeline")
+DEFAULT_LEVELS = ("neuron", "model")
+"""``pipeline`` trains for real (a process, MLflow, every epoch): opt in with ``--levels``."""
 
 
 @dataclass(frozen=True)
 class Sizes:
     """``neuron``: (label, per-step shape ``[N, C, H, W]``) run for every T in ``Ts``;
     ``compile_T``: the T at which the first neuron workload is also run under torch.compile
-    (None: never, compilation takes tens of seconds)."""
+    (None: never, compilation takes tens of seconds); ``stage_epochs``: the pipeline level's
+    epochs (None: params.yaml's, as the pipeline trains)."""
 
     neuron: tuple[tuple[str, tuple[int, ...]], ...]
     Ts: tuple[int, ...]
@@ -49,6 +56,7 @@ class Sizes:
     repeats: int
     compile_T: int | None
     device: str
+    stage_epochs: int | None
 
 
 SIZES: dict[str, Sizes] = {
@@ -59,7 +67,7 @@ SIZES: dict[str, Sizes] = {
                               options={"width": 0.0625}),
                 ModelWorkload("vggsnn", T=4, batch=2, size=16, in_channels=2,
                               options={"width": 0.0625, "input_size": 16})),
-        warmup=1, repeats=3, compile_T=None, device="cpu"),
+        warmup=1, repeats=3, compile_T=None, device="cpu", stage_epochs=1),
     "cpu": Sizes(
         neuron=(("resnet19 layer", (8, 128, 32, 32)), ("vggsnn layer", (4, 64, 48, 48))),
         Ts=(2, 4, 10),
@@ -67,32 +75,33 @@ SIZES: dict[str, Sizes] = {
                               options={"width": 0.25}),
                 ModelWorkload("vggsnn", T=10, batch=2, size=48, in_channels=2,
                               options={"width": 0.25, "input_size": 48})),
-        warmup=2, repeats=11, compile_T=4, device="cpu"),
+        warmup=2, repeats=11, compile_T=4, device="cpu", stage_epochs=None),
     "gpu": Sizes(
         neuron=(("resnet19 layer", (32, 128, 32, 32)), ("vggsnn layer", (16, 64, 48, 48))),
         Ts=(2, 4, 10),
         models=(ModelWorkload("resnet19", T=2, batch=64, size=32, in_channels=3),
                 ModelWorkload("vggsnn", T=10, batch=16, size=48, in_channels=2,
                               options={"input_size": 48})),
-        warmup=3, repeats=20, compile_T=4, device="cuda"),
+        warmup=3, repeats=20, compile_T=4, device="cuda", stage_epochs=None),
 }
 
 
 def run_bench(sizes: str = "tiny", out_dir: str | os.PathLike | None = None,
-              levels: tuple[str, ...] = ("neuron", "model"),
+              levels: tuple[str, ...] = DEFAULT_LEVELS,
               datasets: Mapping[str, Dataset] | None = None,
               libraries: bool = True) -> pd.DataFrame:
     """Measure and return the table (columns :data:`COLUMNS`); with ``out_dir``, also write
     ``bench.csv`` and ``bench.json`` (rows plus the machine they ran on) there.
 
     ``datasets``: name -> Dataset, each measured by :func:`loader_throughput` (level
-    "pipeline"). ``libraries=False`` leaves SpikingJelly and snnTorch out.
+    "pipeline", impl "DataLoader"). ``libraries=False`` leaves SpikingJelly and snnTorch out.
     """
     if sizes not in SIZES:
         raise unknown_name("bench size", sizes, list(SIZES))
-    bad = sorted(set(levels) - {"neuron", "model"})
+    bad = sorted(set(levels) - set(LEVELS))
     if bad:
-        raise UserError(f"unknown bench level(s) {', '.join(bad)}; valid levels: model, neuron")
+        raise UserError(f"unknown bench level(s) {', '.join(bad)}; valid levels: "
+                        f"{', '.join(sorted(LEVELS))}")
     cfg = SIZES[sizes]
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -103,13 +112,23 @@ def run_bench(sizes: str = "tiny", out_dir: str | os.PathLike | None = None,
         rows += _neuron_rows(cfg, device, libraries)
     if "model" in levels:
         rows += _model_rows(cfg, device)
+    stage: dict[str, Any] | None = None
+    if "pipeline" in levels:
+        log.info("pipeline level: one train stage of the default pipeline, in a fresh process")
+        load = _load()
+        run = run_stage(cfg.stage_epochs, cfg.device)
+        stage = {**run.details, "load_avg_1m": load, "load_avg_1m_end": _load()}
+        log.info("pipeline level: %s took %.1f s (%.1f s before the trainer's clock, %.1f s "
+                 "after its record), load average %s -> %s", run.label, run.seconds[WALL],
+                 stage["before_clock_s"], stage["after_record_s"], load, stage["load_avg_1m_end"])
+        rows += _stage_rows(run)
     for name, dataset in (datasets or {}).items():
         r = loader_throughput(dataset)
         rows.append(_row("pipeline", name, None, "DataLoader", None, samples_per_s=r["samples_per_s"]))
     table = _with_ratios(pd.DataFrame(rows, columns=COLUMNS))
     if out_dir is not None:
         info["load_avg_1m_end"] = _load()
-        write(table, Path(out_dir), sizes, info)
+        write(table, Path(out_dir), sizes, info, stage)
     return table
 
 
@@ -135,6 +154,12 @@ def _neuron_rows(cfg: Sizes, device: torch.device, libraries: bool) -> list[dict
                                  timings[c.name], saved_b=saved, peak_b=peak, setup_s=c.setup_s,
                                  vs=neurons.FIXED_FUSED))
     return rows
+
+
+def _stage_rows(stage: StageRun) -> list[dict[str, Any]]:
+    """One row per phase, the remainder and the wall time; ``time_ratio``: the share of wall."""
+    return [{**_row("pipeline", stage.label, stage.T, phase, None, vs=WALL),
+             "time_ms": stage.seconds[phase] * 1e3, "setup_s": None} for phase in SPLIT]
 
 
 def _compiled(T: int, x: torch.Tensor) -> list[neurons.NeuronCandidate]:
@@ -209,6 +234,14 @@ def neuron_ratios(table: pd.DataFrame) -> pd.DataFrame:
     return out.astype({"T": "Int64"})
 
 
+def pipeline_phases(table: pd.DataFrame) -> pd.DataFrame:
+    """The pipeline level's split of a stage: ``phase``, ``seconds``, ``pct_of_wall``."""
+    rows = table[(table.level == "pipeline") & table.impl.isin(SPLIT)]
+    return pd.DataFrame({"workload": rows.workload, "phase": rows.impl,
+                         "seconds": rows.time_ms / 1e3,
+                         "pct_of_wall": rows.time_ratio * 100}).reset_index(drop=True)
+
+
 def _row(level: str, workload: str, T: int | None, impl: str, timing: Timing | None,
          samples_per_s: float | None = None, saved_b: int | None = None,
          peak_b: int | None = None, setup_s: float = 0.0, vs: str | None = None) -> dict[str, Any]:
@@ -259,12 +292,16 @@ def _load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
-def write(table: pd.DataFrame, out_dir: Path, sizes: str, info: dict[str, Any]) -> None:
+def write(table: pd.DataFrame, out_dir: Path, sizes: str, info: dict[str, Any],
+          stage: dict[str, Any] | None = None) -> None:
     """``bench.csv`` (the table) and ``bench.json`` (``sizes``, ``machine``: ``info``, ``rows``,
-    ``neuron_ratios``: :func:`neuron_ratios`)."""
+    ``neuron_ratios``: :func:`neuron_ratios`, ``pipeline_phases``: :func:`pipeline_phases`,
+    ``pipeline_stage``: ``stage``, what the pipeline level ran and the load around it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "bench.csv", index=False)
     records = json.loads(table.to_json(orient="records"))
     ratios = json.loads(neuron_ratios(table).to_json(orient="records"))
-    payload = {"sizes": sizes, "machine": info, "rows": records, "neuron_ratios": ratios}
+    phases = json.loads(pipeline_phases(table).to_json(orient="records"))
+    payload = {"sizes": sizes, "machine": info, "rows": records, "neuron_ratios": ratios,
+               "pipeline_phases": phases, "pipeline_stage": stage}
     (out_dir / "bench.json").write_text(json.dumps(payload, indent=2) + "\n")
