@@ -4,11 +4,13 @@ exactly pyproject.toml's lower bounds, and the main venv's pins lie inside the r
 from __future__ import annotations
 
 import re
+import runpy
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -52,6 +54,14 @@ def test_torch_min_has_only_what_the_gpu_image_has():
     plan = _plan()
     assert not {"tonic", "mlflow", "dvc", "aedat", "vl-convert-python"} & set(plan)
     assert {"numpy", "pandas", "scikit-learn", "PyYAML", "torch", "torchvision"} <= set(plan)
+
+
+def test_the_absent_check_fails_where_tonic_mlflow_and_dvc_import(capfd):
+    """The guard is real: this (full) venv has them all, and the check names them."""
+    check_absent = runpy.run_path(str(SCRIPT))["check_absent"]
+    with pytest.raises(subprocess.CalledProcessError):
+        check_absent(sys.executable)
+    assert "importable but absent on the GPU image: tonic, mlflow, dvc" in capfd.readouterr().err
 
 
 def test_declared_torchvision_is_the_release_paired_with_declared_torch():
