@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,7 @@ from mpdsnn.errors import UserError
 OVERHEAD = 2.0  # peak / saved activations: gradients of activations, allocator slack
 _PROBE_BATCH = 2  # BatchNorm refuses one value per channel in training mode
 _GiB = 2**30
+MEMINFO = Path("/proc/meminfo")
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,15 @@ class Estimate:
 
 
 def available_bytes(device: torch.device) -> int:
-    """What the device can still hand out: free GPU memory, or the OS's MemAvailable."""
+    """What the device can still hand out: free GPU memory, or the OS's MemAvailable. On Linux
+    it is read from /proc/meminfo, as psutil does, so that training needs no psutil (offline GPU
+    images lack it; only mlflow and dvc bring it); psutil answers elsewhere."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
+    if MEMINFO.is_file():
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # the kernel writes kB
     import psutil
 
     return int(psutil.virtual_memory().available)

@@ -142,6 +142,16 @@ def test_cli_refuses_t1000_on_digits_before_training(tmp_path, monkeypatch, caps
     assert not (tmp_path / "run" / "history.csv").exists()
 
 
+def test_cpu_memory_is_linux_memavailable_without_psutil(tmp_path, monkeypatch):
+    """Offline GPU images have no psutil: on Linux the figure comes from /proc/meminfo."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:         1000000 kB\n"
+                       "MemAvailable:    5242880 kB\n")
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
+    monkeypatch.setitem(sys.modules, "psutil", None)  # importing it would raise
+    assert memory.available_bytes(torch.device("cpu")) == 5 * 2**30
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_gpu_estimate_uses_free_device_memory(tmp_path):
     device = torch.device("cuda:0")
