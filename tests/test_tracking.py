@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpdsnn import tracking
+from mpdsnn import tracking, tracking_ui
 from mpdsnn.errors import UserError
-from mpdsnn.tracking import find_project_root, open_tracker, open_ui, resolve_tracking_uri
+from mpdsnn.tracking import find_project_root, open_tracker, resolve_tracking_uri
+from mpdsnn.tracking_ui import open_ui
 
 TAGS = {"method": "ds-atgo", "dataset": "digits", "seed": "0", "git_commit": "abc123",
         "dvc_stage": "train@digits-ds_atgo-0", "data_fingerprint": "sha256:feed"}
@@ -362,32 +363,98 @@ def test_outside_any_project_the_store_is_in_cwd(tmp_path: Path) -> None:
     assert resolve_tracking_uri(cwd=tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
 
 
-def test_open_ui_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_ui_serves_mlflow_in_process_on_the_socket_it_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """One process: uvicorn runs MLflow's app on the socket `open_ui` bound itself (so a busy
+    port is refused before MLflow is imported); the printed address names the runs table."""
+    import uvicorn
+
     seen: dict = {}
 
-    class FakePopen:
-        pid = -1
+    def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        seen["config"], seen["sockets"] = server.config, sockets
+        seen["listening"] = sockets[0].getsockname()
 
-        def __init__(self, cmd: list[str], env: dict, start_new_session: bool) -> None:
-            seen["cmd"], seen["env"], seen["session"] = cmd, env, start_new_session
-
-        def wait(self) -> int:
-            return 3
-
-    monkeypatch.setattr(tracking.subprocess, "Popen", FakePopen)
-    monkeypatch.setattr(tracking, "_stop_group", lambda proc, grace_s=10.0: seen.setdefault("stopped", proc))
+    monkeypatch.setattr(tracking_ui, "_mlflow_app", lambda uri: seen.setdefault("uri", uri))
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     (tmp_path / ".dvc").mkdir()
     monkeypatch.chdir(tmp_path)
     port = free_port()
-    assert open_ui(port=port) == 3
+    with caplog.at_level(logging.INFO, logger="mpdsnn"):
+        assert open_ui(port=port) == 1  # the server returned without a signal: it stopped by itself
     root = tmp_path.resolve()
-    assert seen["cmd"][1:] == ["-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                               "--artifacts-destination", (root / "mlartifacts").as_uri()]
-    assert seen["env"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    assert seen["session"] is True and isinstance(seen["stopped"], FakePopen)
+    assert seen["uri"] == f"sqlite:///{root}/mlflow.db" and seen["config"].app == seen["uri"]
+    assert seen["listening"] == ("127.0.0.1", port) and seen["sockets"][0].fileno() == -1  # closed
+    assert (seen["config"].host, seen["config"].port) == ("127.0.0.1", port)
+    assert f"at http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in caplog.text
     with pytest.raises(UserError, match="already an MLflow server"):
         open_ui("http://127.0.0.1:5000")
+
+
+def test_ui_hands_mlflow_the_store_as_mlflow_server_would(tmp_path: Path) -> None:
+    """The environment names are MLflow's own (spelt out in tracking_ui: importing them builds
+    the app); artifacts go to mlartifacts/ next to a SQLite store, like the tracker's."""
+    from mlflow.server import constants
+
+    env = tracking_ui._server_env(f"sqlite:///{tmp_path}/mlflow.db")
+    assert env[constants.BACKEND_STORE_URI_ENV_VAR] == env[constants.REGISTRY_STORE_URI_ENV_VAR] == \
+        f"sqlite:///{tmp_path}/mlflow.db"
+    assert env[constants.ARTIFACTS_DESTINATION_ENV_VAR] == (tmp_path / "mlartifacts").as_uri()
+    assert env[constants.SERVE_ARTIFACTS_ENV_VAR] == "true"
+    assert env[constants.ARTIFACT_ROOT_ENV_VAR] == "mlflow-artifacts:/"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
+def test_mlflow_bundle_still_keeps_the_view_where_the_ui_script_sets_it() -> None:
+    """VIEW_SCRIPT writes localStorage `mlflow.workflowType_v1` = JSON "machine_learning"; this
+    fails when an MLflow upgrade moves the key, its version or the value the bundle reads."""
+    import re
+
+    spec = importlib.util.find_spec("mlflow")
+    bundle = Path(spec.submodule_search_locations[0], "server", "js", "build", "static", "js")
+    main = "".join(p.read_text(encoding="utf-8") for p in bundle.glob("main.*.js"))
+    name, version = tracking_ui.VIEW_STORAGE
+    assert f'key:"{name}",version:{version},initialValue:' in main
+    assert re.search(r"`\$\{(\w)\}_v\$\{(\w)\}`", main)  # the storage key: `${key}_v${version}`
+    assert re.search(r"localStorage\.getItem\(\w\);return \w\?JSON\.parse\(\w\)", main)
+    assert 'MACHINE_LEARNING="machine_learning"' in main and "?workflowType=" not in tracking_ui.VIEW_SCRIPT
+    assert tracking_ui.VIEW_KEY == "mlflow.workflowType_v1"
+    assert "localStorage.setItem('mlflow.workflowType_v1','\"machine_learning\"')" in tracking_ui.VIEW_SCRIPT
+    assert "getItem('mlflow.workflowType_v1')===null" in tracking_ui.VIEW_SCRIPT  # a choice is kept
+    with pytest.raises(ValueError, match="no </head>"):
+        tracking_ui.index_page("<html><body></body></html>")
+
+
+def test_mlflow_serves_its_index_page_with_the_view_script(store_uri: str) -> None:
+    """MLflow's own app, as `mpdsnn ui` builds it (in a process of its own: it sets the server's
+    environment), answers "/" with its index page plus VIEW_SCRIPT and MLflow's security headers."""
+    code = (
+        "import sys; from mpdsnn import tracking_ui as u\n"
+        "u._mlflow_app(sys.argv[1])\n"
+        "from mlflow.server import app\n"
+        "r = app.test_client().get('/', headers={'Host': 'localhost'})\n"
+        "print(r.status_code, r.headers.get('X-Content-Type-Options'), r.headers['Content-Type'])\n"
+        "print(r.get_data(as_text=True))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, store_uri], capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    status, page = out.stdout.split("\n", 1)
+    assert status == "200 nosniff text/html; charset=utf-8"
+    assert page.count(tracking_ui.VIEW_SCRIPT) == 1
+    assert page.index(tracking_ui.VIEW_SCRIPT) < page.index("</head>") < page.index('<div id="root"')
+    assert "static-files/static/js/main." in page
+
+
+def test_ui_refuses_a_store_it_cannot_open(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    db.write_text("not a database")
+    port = free_port()
+    proc = _ui("--uri", f"sqlite:///{db}", "--port", str(port))
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot open the MLflow store sqlite:///{db}") and "--uri" in last
 
 
 def test_flatten_params_keeps_values_mlflow_accepts() -> None:
@@ -556,9 +623,11 @@ def test_a_signal_to_mpdsnn_ui_stops_the_server_and_its_workers(
             assert proc.poll() is None, proc.communicate()[1]
             assert time.monotonic() < deadline, "the UI did not answer within 90 s"
             time.sleep(0.3)
-        pattern = f"mlflow.*--port {port}"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert tracking_ui.VIEW_SCRIPT in response.read().decode()  # through MLflow's ASGI app
+        pattern = f"mpdsnn.cli ui .*--port {port}"
         running = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-        assert len(running) >= 2, running  # `mlflow ui` and its worker (the pattern matches)
+        assert running == [str(proc.pid)]  # MLflow is served in-process: no workers to leave behind
         proc.send_signal(sig)
         proc.communicate(timeout=30)
         assert proc.returncode == 128 + sig
@@ -672,19 +741,19 @@ def test_retraining_a_run_folder_supersedes_its_older_mlflow_runs(store_uri: str
 
 
 def test_ui_url_opens_the_model_training_view(store_uri: str) -> None:
-    assert tracking.ui_url("127.0.0.1", 5000) == \
+    assert tracking_ui.ui_url("127.0.0.1", 5000) == \
         "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
-    assert tracking.ui_url("::1", 80, "3") == \
+    assert tracking_ui.ui_url("::1", 80, "3") == \
         "http://[::1]:80/#/experiments/3/runs?workflowType=machine_learning"
-    assert tracking.latest_experiment(store_uri) is None  # no run yet
+    assert tracking_ui.latest_experiment(store_uri) is None  # no run yet
     open_tracker("a", "first", TAGS, uri=store_uri).finish()
     second = open_tracker("b", "second", TAGS, uri=store_uri)
     second.finish()
     from mlflow.tracking import MlflowClient
 
-    assert tracking.latest_experiment(store_uri) == \
+    assert tracking_ui.latest_experiment(store_uri) == \
         MlflowClient(store_uri).get_experiment_by_name("second").experiment_id
-    assert tracking.latest_experiment("http://127.0.0.1:5000") is None
+    assert tracking_ui.latest_experiment("http://127.0.0.1:5000") is None
 
 
 @pytest.mark.parametrize("folder", ["/runs/it's", '/runs/say "x"', "/runs/both ' \""])

@@ -1,0 +1,182 @@
+"""`mpdsnn ui`: MLflow's web UI on the project's run store, opening on the runs table.
+
+Served in this process: MLflow's own app (`mlflow.server.fastapi_app`, what `mlflow ui` runs)
+under uvicorn with one worker on a socket we bind ourselves. `mlflow ui` would start two more
+interpreters (its CLI, then uvicorn), each importing MLflow (~6 s apiece on a loaded 2-core
+machine) and opening the store; here MLflow is imported and the store opened once.
+
+MLflow 3.17's UI opens in its GenAI view (traces) unless told otherwise, and ignores the
+experiment tag `mlflow.experimentKind` (docs/tracking.md, "The GenAI view of MLflow 3.17"). So
+the index page gets one inline script that picks the model-training view for a browser that
+has not chosen one yet (see `VIEW_SCRIPT`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import threading
+import warnings
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from mpdsnn.errors import UserError
+from mpdsnn.tracking import _artifact_root, _sqlite_path, resolve_tracking_uri
+
+_log = logging.getLogger(__name__)
+
+# The view comes from this URL query parameter, else from the browser's localStorage, else
+# "genai"; the parameter survives in-app navigation, but not a run link opened from the table.
+UI_WORKFLOW_QUERY = "workflowType=machine_learning"
+# Where MLflow 3.17.2's bundle keeps the view switch (server/js/build/static/js/main.*.js, module
+# 7975: useLocalStorage({key: "mlflow.workflowType", version: 1}) stores JSON under
+# `<key>_v<version>`). tests/test_tracking.py fails if the installed bundle stops using it.
+VIEW_STORAGE = ("mlflow.workflowType", 1)
+VIEW_KEY = f"{VIEW_STORAGE[0]}_v{VIEW_STORAGE[1]}"
+# Runs before MLflow's (deferred) bundle reads the key: the bare address and run pages opened
+# from the runs table then show the model-training view too. Only where the key is unset, so
+# a person who switches to GenAI in the sidebar keeps that choice.
+VIEW_SCRIPT = (
+    "<script>/* mpdsnn ui: MLflow 3.17 opens on its GenAI view; start on model training */"
+    f"try{{if(localStorage.getItem('{VIEW_KEY}')===null)"
+    f"localStorage.setItem('{VIEW_KEY}','\"machine_learning\"')}}catch(e){{}}</script>"
+)
+# Open keep-alive requests may delay a stop by at most this long.
+_GRACEFUL_STOP_S = 5
+
+
+def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
+    """The address to print: with an experiment, straight to its runs table; the view is in
+    the URL too, for a browser that already chose GenAI."""
+    shown = f"[{host}]" if ":" in host else host
+    where = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
+    return f"http://{shown}:{port}/#/{where}?{UI_WORKFLOW_QUERY}"
+
+
+def latest_experiment(uri: str) -> str | None:
+    """The id of the experiment holding the newest active run of a SQLite store (read with
+    sqlite3: MLflow's client costs seconds to import). None when unknown; only a hint."""
+    db = _sqlite_path(uri)
+    if db is None or not db.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)) as conn:
+            row = conn.execute("SELECT experiment_id FROM runs WHERE lifecycle_stage = 'active' "
+                               "ORDER BY start_time DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+def index_page(html: str) -> str:
+    """MLflow's index.html with `VIEW_SCRIPT` in its head (before the deferred bundle runs)."""
+    if "</head>" not in html:
+        raise ValueError("MLflow's index.html has no </head>")
+    return html.replace("</head>", VIEW_SCRIPT + "</head>", 1)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket the server will use: a busy or invalid port is refused here, in
+    one line, before MLflow is imported."""
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a TCP port; use one in 1-65535, e.g. --port 5000")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        with socket.create_server(("127.0.0.1", 0)) as free:
+            other = free.getsockname()[1]
+        raise UserError(f"cannot serve the UI on {host}:{port} ({exc.strerror or exc}); another "
+                        f"program holds it or the address is not this machine's: pass a free "
+                        f"port such as --port {other}, or another --host") from None
+
+
+def _server_env(uri: str) -> dict[str, str]:
+    """What `mlflow ui` hands its server through the environment (mlflow/server/__init__.py,
+    `_run_server`; names from mlflow/server/constants.py, spelt out because importing that
+    module already builds the app): the store, artifacts proxied by the server (its default)
+    to `<root>/mlartifacts` for a SQLite store at <root>, else to MLflow's `./mlartifacts`."""
+    artifacts = _artifact_root(uri)
+    destination = (artifacts.as_uri() if artifacts
+                   else os.environ.get("MLFLOW_ARTIFACTS_DESTINATION", "./mlartifacts"))
+    return {"_MLFLOW_SERVER_FILE_STORE": uri, "_MLFLOW_SERVER_REGISTRY_STORE": uri,
+            "_MLFLOW_SERVER_SERVE_ARTIFACTS": "true",
+            "_MLFLOW_SERVER_ARTIFACT_ROOT": "mlflow-artifacts:/",
+            "_MLFLOW_SERVER_ARTIFACT_DESTINATION": destination,
+            # No GenAI job runner: `mlflow ui` would start it as 7 more processes.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "_MLFLOW_SGI_NAME": "uvicorn"}
+
+
+def _mlflow_app(uri: str) -> Any:
+    """MLflow's ASGI app for the store, its index page carrying `VIEW_SCRIPT`. The store is
+    opened (tables created or migrated) here, so a broken one fails before serving."""
+    os.environ.update(_server_env(uri))  # before the import: MLflow reads it there
+    # MLflow 3.17 imports starlette's deprecated WSGI module: nothing a user of the UI can act on.
+    warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
+    from flask import Response
+    from mlflow.server import app as flask_app
+    from mlflow.server.fastapi_app import app
+    from mlflow.server.handlers import initialize_backend_stores
+
+    page = index_page((Path(flask_app.static_folder) / "index.html").read_text(encoding="utf-8"))
+    # MLflow routes "/" to the Flask view `serve` (mlflow/server/__init__.py); replacing the view
+    # keeps every header MLflow's middleware adds to it.
+    if "serve" not in flask_app.view_functions:
+        _log.warning("this MLflow has no index view `serve`: its UI may open on the GenAI view")
+    flask_app.view_functions["serve"] = lambda: Response(page, mimetype="text/html")
+    try:
+        initialize_backend_stores(uri, uri, "mlflow-artifacts:/")
+    except Exception as exc:  # noqa: BLE001 - any store error means: nothing to serve
+        raise UserError(f"cannot open the MLflow store {uri} ({type(exc).__name__}: {exc}); "
+                        "pass another with --uri or fix that database") from None
+    return app
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
+    """Serve the MLflow UI for the store until Ctrl+C or SIGTERM.
+
+    Binds 127.0.0.1 unless told otherwise and refuses a busy or invalid port before MLflow is
+    imported. Returns 128 + the signal after stopping (uvicorn finishes open requests for up
+    to 5 s), 1 if the server stopped on its own. Runs no GenAI job runner (use `mlflow server`
+    for evaluation jobs).
+    """
+    uri = resolve_tracking_uri(uri)
+    if uri.startswith(("http://", "https://")):
+        raise UserError(f"{uri} is already an MLflow server: open it in a browser, or pass a "
+                        "database URI such as sqlite:///path/to/mlflow.db to serve that store")
+    sock = _bind(host, port)
+    _log.info("MLflow UI for %s at %s (Ctrl+C stops it)", uri,
+              ui_url(host, port, latest_experiment(uri)))
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise _Stopped(signum)
+
+    # uvicorn takes these over while serving and, after its graceful stop, restores them and
+    # raises the signal again: `stop` then ends this function either way.
+    handlers = ({sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+                if threading.current_thread() is threading.main_thread() else {})
+    try:
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(
+            _mlflow_app(uri), host=host, port=port, log_config=None, access_log=False,
+            timeout_graceful_shutdown=_GRACEFUL_STOP_S))
+        server.run(sockets=[sock])
+    except _Stopped as stopped:
+        return 128 + stopped.signum
+    finally:
+        sock.close()
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+    _log.error("the MLflow UI server stopped on its own; see its messages above")
+    return 1
