@@ -8,11 +8,12 @@ machine) and opening the store; here MLflow is imported and the store opened onc
 MLflow 3.17's UI opens in its GenAI view (traces) unless told otherwise, and ignores the
 experiment tag `mlflow.experimentKind` (docs/tracking.md, "The GenAI view of MLflow 3.17"). So
 the index page gets one inline script that picks the model-training view for a browser that
-has not chosen one yet (see `VIEW_SCRIPT`).
+has not chosen one yet (see `view_script`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -32,19 +33,13 @@ _log = logging.getLogger(__name__)
 # The view comes from this URL query parameter, else from the browser's localStorage, else
 # "genai"; the parameter survives in-app navigation, but not a run link opened from the table.
 UI_WORKFLOW_QUERY = "workflowType=machine_learning"
-# Where MLflow 3.17.2's bundle keeps the view switch (server/js/build/static/js/main.*.js, module
-# 7975: useLocalStorage({key: "mlflow.workflowType", version: 1}) stores JSON under
-# `<key>_v<version>`). tests/test_tracking.py fails if the installed bundle stops using it.
-VIEW_STORAGE = ("mlflow.workflowType", 1)
-VIEW_KEY = f"{VIEW_STORAGE[0]}_v{VIEW_STORAGE[1]}"
-# Runs before MLflow's (deferred) bundle reads the key: the bare address and run pages opened
-# from the runs table then show the model-training view too. Only where the key is unset, so
-# a person who switches to GenAI in the sidebar keeps that choice.
-VIEW_SCRIPT = (
-    "<script>/* mpdsnn ui: MLflow 3.17 opens on its GenAI view; start on model training */"
-    f"try{{if(localStorage.getItem('{VIEW_KEY}')===null)"
-    f"localStorage.setItem('{VIEW_KEY}','\"machine_learning\"')}}catch(e){{}}</script>"
-)
+# Browser settings MLflow 3.17.2's bundle keeps in localStorage (server/js/build/static/js/
+# main.*.js: useLocalStorage({key, version}) stores JSON under `<key>_v<version>`), with the
+# values `mpdsnn ui` starts a browser on: the model-training view (module 7975; else "genai"),
+# and its assistant panel counted as already opened once (it opens itself on a first visit).
+# tests/test_tracking.py fails if the installed bundle stops reading these keys.
+UI_DEFAULTS: dict[tuple[str, int], object] = {("mlflow.workflowType", 1): "machine_learning",
+                                              ("mlflow.assistant.fab.autoOpenedOnFirstLoad", 1): True}
 # Open keep-alive requests may delay a stop by at most this long.
 _GRACEFUL_STOP_S = 5
 
@@ -72,11 +67,28 @@ def latest_experiment(uri: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def index_page(html: str) -> str:
-    """MLflow's index.html with `VIEW_SCRIPT` in its head (before the deferred bundle runs)."""
+def view_script(experiment_id: str | None) -> str:
+    """The script `mpdsnn ui` adds to MLflow's index page; it runs before MLflow's (deferred)
+    bundle reads its settings, so the bare address and run pages opened from the runs table show
+    the model-training view too. It only fills settings this browser has not chosen (a person
+    who switches to GenAI keeps it), and sends the bare address to the runs table of the
+    experiment with the newest run."""
+    defaults = json.dumps({f"{key}_v{version}": json.dumps(value)
+                           for (key, version), value in UI_DEFAULTS.items()})
+    script = ("/* mpdsnn ui, for MLflow 3.17: start on model training, not GenAI */"
+              f"try{{var d={defaults};for(var k in d)if(localStorage.getItem(k)===null)"
+              "localStorage.setItem(k,d[k])}catch(e){}")
+    if experiment_id is not None:
+        runs = json.dumps(f"#/experiments/{experiment_id}/runs")
+        script += f'if(location.hash===""||location.hash==="#/")location.replace({runs});'
+    return "<script>" + script.replace("</", "<\\/") + "</script>"
+
+
+def index_page(html: str, experiment_id: str | None) -> str:
+    """MLflow's index.html with `view_script` in its head."""
     if "</head>" not in html:
         raise ValueError("MLflow's index.html has no </head>")
-    return html.replace("</head>", VIEW_SCRIPT + "</head>", 1)
+    return html.replace("</head>", view_script(experiment_id) + "</head>", 1)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -112,7 +124,7 @@ def _server_env(uri: str) -> dict[str, str]:
 
 
 def _mlflow_app(uri: str) -> Any:
-    """MLflow's ASGI app for the store, its index page carrying `VIEW_SCRIPT`. The store is
+    """MLflow's ASGI app for the store, its index page carrying `view_script`. The store is
     opened (tables created or migrated) here, so a broken one fails before serving."""
     os.environ.update(_server_env(uri))  # before the import: MLflow reads it there
     # MLflow 3.17 imports starlette's deprecated WSGI module: nothing a user of the UI can act on.
@@ -122,12 +134,14 @@ def _mlflow_app(uri: str) -> Any:
     from mlflow.server.fastapi_app import app
     from mlflow.server.handlers import initialize_backend_stores
 
-    page = index_page((Path(flask_app.static_folder) / "index.html").read_text(encoding="utf-8"))
+    html = (Path(flask_app.static_folder) / "index.html").read_text(encoding="utf-8")
     # MLflow routes "/" to the Flask view `serve` (mlflow/server/__init__.py); replacing the view
-    # keeps every header MLflow's middleware adds to it.
+    # keeps every header MLflow's middleware adds to it. The newest experiment is looked up on
+    # each visit: runs keep arriving while the UI is up.
     if "serve" not in flask_app.view_functions:
         _log.warning("this MLflow has no index view `serve`: its UI may open on the GenAI view")
-    flask_app.view_functions["serve"] = lambda: Response(page, mimetype="text/html")
+    flask_app.view_functions["serve"] = lambda: Response(
+        index_page(html, latest_experiment(uri)), mimetype="text/html")
     try:
         initialize_backend_stores(uri, uri, "mlflow-artifacts:/")
     except Exception as exc:  # noqa: BLE001 - any store error means: nothing to serve

@@ -405,45 +405,64 @@ def test_ui_hands_mlflow_the_store_as_mlflow_server_would(tmp_path: Path) -> Non
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
 
 
-def test_mlflow_bundle_still_keeps_the_view_where_the_ui_script_sets_it() -> None:
-    """VIEW_SCRIPT writes localStorage `mlflow.workflowType_v1` = JSON "machine_learning"; this
-    fails when an MLflow upgrade moves the key, its version or the value the bundle reads."""
+def test_mlflow_bundle_still_reads_the_settings_the_ui_script_sets() -> None:
+    """view_script writes localStorage `mlflow.workflowType_v1` = JSON "machine_learning" and
+    `mlflow.assistant.fab.autoOpenedOnFirstLoad_v1` = true; this fails when an MLflow upgrade
+    moves a key or its version, or the way the bundle names and reads them."""
     import re
 
     spec = importlib.util.find_spec("mlflow")
     bundle = Path(spec.submodule_search_locations[0], "server", "js", "build", "static", "js")
     main = "".join(p.read_text(encoding="utf-8") for p in bundle.glob("main.*.js"))
-    name, version = tracking_ui.VIEW_STORAGE
-    assert f'key:"{name}",version:{version},initialValue:' in main
+    for key, version in tracking_ui.UI_DEFAULTS:
+        assert f'key:"{key}",version:{version},initialValue:' in main, key
     assert re.search(r"`\$\{(\w)\}_v\$\{(\w)\}`", main)  # the storage key: `${key}_v${version}`
     assert re.search(r"localStorage\.getItem\(\w\);return \w\?JSON\.parse\(\w\)", main)
-    assert 'MACHINE_LEARNING="machine_learning"' in main and "?workflowType=" not in tracking_ui.VIEW_SCRIPT
-    assert tracking_ui.VIEW_KEY == "mlflow.workflowType_v1"
-    assert "localStorage.setItem('mlflow.workflowType_v1','\"machine_learning\"')" in tracking_ui.VIEW_SCRIPT
-    assert "getItem('mlflow.workflowType_v1')===null" in tracking_ui.VIEW_SCRIPT  # a choice is kept
+    assert 'MACHINE_LEARNING="machine_learning"' in main
+
+
+def test_view_script_fills_only_unset_settings_and_opens_the_newest_runs_table() -> None:
+    script = tracking_ui.view_script("7")
+    assert script.startswith("<script>") and script.endswith("</script>") and script.count("</") == 1
+    assert '"mlflow.workflowType_v1": "\\"machine_learning\\""' in script  # JSON in a JS string
+    assert '"mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"' in script
+    assert "if(localStorage.getItem(k)===null)localStorage.setItem(k,d[k])" in script  # a choice is kept
+    assert 'location.replace("#/experiments/7/runs")' in script
+    assert "location.replace" not in tracking_ui.view_script(None)  # no run yet: MLflow's home page
+    page = tracking_ui.index_page("<html><head><script defer src=x></script></head><body></body></html>", "7")
+    assert page == f"<html><head><script defer src=x></script>{script}</head><body></body></html>"
     with pytest.raises(ValueError, match="no </head>"):
-        tracking_ui.index_page("<html><body></body></html>")
+        tracking_ui.index_page("<html><body></body></html>", None)
 
 
 def test_mlflow_serves_its_index_page_with_the_view_script(store_uri: str) -> None:
     """MLflow's own app, as `mpdsnn ui` builds it (in a process of its own: it sets the server's
-    environment), answers "/" with its index page plus VIEW_SCRIPT and MLflow's security headers."""
+    environment), answers "/" with its index page plus view_script and MLflow's security headers;
+    the script sends the bare address to the experiment with the newest run, looked up per visit."""
     code = (
-        "import sys; from mpdsnn import tracking_ui as u\n"
+        "import json, sys; from mpdsnn import tracking_ui as u\n"
         "u._mlflow_app(sys.argv[1])\n"
         "from mlflow.server import app\n"
-        "r = app.test_client().get('/', headers={'Host': 'localhost'})\n"
-        "print(r.status_code, r.headers.get('X-Content-Type-Options'), r.headers['Content-Type'])\n"
-        "print(r.get_data(as_text=True))\n"
+        "from mlflow.tracking import MlflowClient\n"
+        "get = lambda: app.test_client().get('/', headers={'Host': 'localhost'})\n"
+        "before = get()\n"
+        "client = MlflowClient(sys.argv[1])\n"
+        "client.create_run(client.create_experiment('later'))\n"
+        "after = get()\n"
+        "print(json.dumps([before.status_code, before.headers.get('X-Content-Type-Options'),\n"
+        "                  before.headers['Content-Type'], before.get_data(as_text=True),\n"
+        "                  after.get_data(as_text=True), client.get_experiment_by_name('later').experiment_id]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code, store_uri], capture_output=True, text=True, timeout=180,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.returncode == 0, out.stderr
-    status, page = out.stdout.split("\n", 1)
-    assert status == "200 nosniff text/html; charset=utf-8"
-    assert page.count(tracking_ui.VIEW_SCRIPT) == 1
-    assert page.index(tracking_ui.VIEW_SCRIPT) < page.index("</head>") < page.index('<div id="root"')
+    status, nosniff, content_type, page, later, experiment = json.loads(out.stdout.splitlines()[-1])
+    assert (status, nosniff, content_type) == (200, "nosniff", "text/html; charset=utf-8")
+    script = tracking_ui.view_script(None)  # the store has no run yet
+    assert page.count(script) == 1
+    assert page.index(script) < page.index("</head>") < page.index('<div id="root"')
     assert "static-files/static/js/main." in page
+    assert later == page.replace(script, tracking_ui.view_script(experiment))
 
 
 def test_ui_refuses_a_store_it_cannot_open(tmp_path: Path) -> None:
@@ -624,7 +643,7 @@ def test_a_signal_to_mpdsnn_ui_stops_the_server_and_its_workers(
             assert time.monotonic() < deadline, "the UI did not answer within 90 s"
             time.sleep(0.3)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
-            assert tracking_ui.VIEW_SCRIPT in response.read().decode()  # through MLflow's ASGI app
+            assert tracking_ui.view_script(None) in response.read().decode()  # via MLflow's ASGI app
         pattern = f"mpdsnn.cli ui .*--port {port}"
         running = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
         assert running == [str(proc.pid)]  # MLflow is served in-process: no workers to leave behind
