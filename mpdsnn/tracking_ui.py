@@ -13,6 +13,8 @@ has not chosen one yet (see `view_script`).
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -21,6 +23,7 @@ import socket
 import sqlite3
 import threading
 import warnings
+from concurrent.futures import Future
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,10 @@ UI_DEFAULTS: dict[tuple[str, int], object] = {("mlflow.workflowType", 1): "machi
                                               ("mlflow.assistant.fab.autoOpenedOnFirstLoad", 1): True}
 # Open keep-alive requests may delay a stop by at most this long.
 _GRACEFUL_STOP_S = 5
+# What MLflow's Flask app and security middleware send with the index page and static files
+# (mlflow/server/__init__.py `serve_static_file`, max_age=2419200; mlflow/server/security.py).
+_INDEX_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAMEORIGIN"}
+_STATIC_HEADERS = {**_INDEX_HEADERS, "Cache-Control": "public, max-age=2419200"}
 
 
 def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
@@ -150,6 +157,66 @@ def _mlflow_app(uri: str) -> Any:
     return app
 
 
+def _mlflow_build() -> Path:
+    """MLflow's built UI (index.html, static/), found without importing MLflow."""
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("MLflow is not installed: pip install -r requirements.txt")
+    return Path(spec.submodule_search_locations[0], "server", "js", "build")
+
+
+def _load_in_background(uri: str) -> Future:
+    """`_mlflow_app(uri)` in a daemon thread (a stop need not wait for the import to end)."""
+    loading: Future = Future()
+
+    def load() -> None:
+        try:
+            loading.set_result(_mlflow_app(uri))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits the app
+            loading.set_exception(exc)
+
+    threading.Thread(target=load, name="mlflow-import", daemon=True).start()
+    return loading
+
+
+class _AnswerWhileLoading:
+    """The ASGI app uvicorn serves: MLflow's, once imported. Until then it answers what needs
+    no MLflow at once, the index page and the bundle's files from MLflow's build folder (with
+    the headers MLflow gives them), so the browser fetches and parses the 30 MB bundle while
+    MLflow imports; any other request waits for MLflow's app."""
+
+    def __init__(self, loading: Future, build: Path, uri: str) -> None:
+        self._loading, self._build, self._uri = loading, build.resolve(), uri
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if not self._loading.done() and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            if early := self._early(scope["path"]):
+                await early(scope, receive, send)
+                return
+        try:
+            app = await asyncio.wrap_future(self._loading)
+        except Exception as exc:  # noqa: BLE001 - the store could not be opened: open_ui says so
+            if scope["type"] == "http":
+                from starlette.responses import PlainTextResponse
+
+                await PlainTextResponse(f"mpdsnn ui: {exc}", status_code=503)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    def _early(self, path: str) -> Any:
+        from starlette.responses import FileResponse, HTMLResponse
+
+        if path == "/":
+            page = index_page((self._build / "index.html").read_text(encoding="utf-8"),
+                              latest_experiment(self._uri))
+            return HTMLResponse(page, headers=_INDEX_HEADERS)
+        if path.startswith("/static-files/"):
+            file = (self._build / path.removeprefix("/static-files/")).resolve()
+            if file.is_relative_to(self._build) and file.is_file():
+                return FileResponse(file, headers=_STATIC_HEADERS)
+        return None
+
+
 class _Stopped(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -182,10 +249,16 @@ def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -
     try:
         import uvicorn
 
+        loading = _load_in_background(uri)
+        # lifespan off: MLflow's only reaps its assistant's orphaned Docker sandboxes.
         server = uvicorn.Server(uvicorn.Config(
-            _mlflow_app(uri), host=host, port=port, log_config=None, access_log=False,
+            _AnswerWhileLoading(loading, _mlflow_build(), uri), host=host, port=port,
+            log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=_GRACEFUL_STOP_S))
+        loading.add_done_callback(lambda done: done.exception() and setattr(server, "should_exit", True))
         server.run(sockets=[sock])
+        if loading.done() and loading.exception():
+            raise loading.exception()
     except _Stopped as stopped:
         return 128 + stopped.signum
     finally:

@@ -365,8 +365,9 @@ def test_outside_any_project_the_store_is_in_cwd(tmp_path: Path) -> None:
 
 def test_open_ui_serves_mlflow_in_process_on_the_socket_it_bound(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """One process: uvicorn runs MLflow's app on the socket `open_ui` bound itself (so a busy
-    port is refused before MLflow is imported); the printed address names the runs table."""
+    """One process: uvicorn serves on the socket `open_ui` bound itself (so a busy port is
+    refused before MLflow is imported) while MLflow's app loads beside it; the printed address
+    names the runs table."""
     import uvicorn
 
     seen: dict = {}
@@ -374,8 +375,9 @@ def test_open_ui_serves_mlflow_in_process_on_the_socket_it_bound(
     def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
         seen["config"], seen["sockets"] = server.config, sockets
         seen["listening"] = sockets[0].getsockname()
+        seen["app"] = server.config.app._loading.result(timeout=30)
 
-    monkeypatch.setattr(tracking_ui, "_mlflow_app", lambda uri: seen.setdefault("uri", uri))
+    monkeypatch.setattr(tracking_ui, "_mlflow_app", lambda uri: f"MLflow's app for {uri}")
     monkeypatch.setattr(uvicorn.Server, "run", run)
     (tmp_path / ".dvc").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -383,12 +385,103 @@ def test_open_ui_serves_mlflow_in_process_on_the_socket_it_bound(
     with caplog.at_level(logging.INFO, logger="mpdsnn"):
         assert open_ui(port=port) == 1  # the server returned without a signal: it stopped by itself
     root = tmp_path.resolve()
-    assert seen["uri"] == f"sqlite:///{root}/mlflow.db" and seen["config"].app == seen["uri"]
+    assert seen["app"] == f"MLflow's app for sqlite:///{root}/mlflow.db"
     assert seen["listening"] == ("127.0.0.1", port) and seen["sockets"][0].fileno() == -1  # closed
-    assert (seen["config"].host, seen["config"].port) == ("127.0.0.1", port)
+    assert (seen["config"].host, seen["config"].port, seen["config"].lifespan) == ("127.0.0.1", port, "off")
     assert f"at http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in caplog.text
     with pytest.raises(UserError, match="already an MLflow server"):
         open_ui("http://127.0.0.1:5000")
+
+
+def _asgi_get(app, path: str) -> tuple:
+    """One GET through an ASGI app, as uvicorn would send it: the coroutine function that makes
+    the call, and the list that collects the messages the app sends back."""
+    import asyncio
+
+    messages: list[dict] = []
+    requested: list[bool] = []
+
+    async def receive() -> dict:
+        if requested:  # the client stays connected: later reads wait, as uvicorn's do
+            await asyncio.Event().wait()
+        requested.append(True)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": b"", "headers": [(b"host", b"127.0.0.1")], "server": ("127.0.0.1", 5000)}
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    return call, messages
+
+
+def test_ui_answers_the_page_and_bundle_while_mlflow_imports(tmp_path: Path, store_uri: str) -> None:
+    """Before MLflow's app is loaded: the index page (with view_script) and the bundle's files
+    at once, with MLflow's headers; API calls and paths outside the build wait for MLflow's app,
+    then everything goes to it. If MLflow cannot open the store, waiting requests get a 503."""
+    import asyncio
+    from concurrent.futures import Future
+    from typing import Any
+
+    build = tmp_path / "build"
+    (build / "static" / "js").mkdir(parents=True)
+    (build / "index.html").write_text("<html><head><title>MLflow</title></head><body></body></html>")
+    (build / "static" / "js" / "main.1.js").write_text("the bundle")
+    (tmp_path / "secret.txt").write_text("not for the browser")
+    loading: Future = Future()
+    app = tracking_ui._AnswerWhileLoading(loading, build, store_uri)
+
+    async def scenario() -> dict:
+        results = {}
+        for path in ("/", "/static-files/static/js/main.1.js"):
+            call, messages = _asgi_get(app, path)
+            await asyncio.wait_for(call(), timeout=10)
+            results[path] = messages
+        waiting = {}
+        for path in ("/ajax-api/2.0/mlflow/runs/search", "/static-files/../secret.txt",
+                     "/static-files/static/js/none.js"):
+            call, messages = _asgi_get(app, path)
+            waiting[path] = (asyncio.ensure_future(call()), messages)
+        await asyncio.sleep(0.3)
+        results["pending"] = [path for path, (task, _) in waiting.items() if not task.done()]
+
+        async def mlflow(scope: dict, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": f"MLflow: {scope['path']}".encode()})
+
+        loading.set_result(mlflow)
+        for path, (task, messages) in waiting.items():
+            await asyncio.wait_for(task, timeout=10)
+            results[path] = messages
+        call, results["/ later"] = _asgi_get(app, "/")
+        await call()
+        return results
+
+    results = asyncio.run(scenario())
+    start, body = results["/"][0], b"".join(m.get("body", b"") for m in results["/"][1:]).decode()
+    headers = dict(start["headers"])
+    assert start["status"] == 200 and headers[b"content-type"] == b"text/html; charset=utf-8"
+    assert headers[b"x-content-type-options"] == b"nosniff" and headers[b"x-frame-options"] == b"SAMEORIGIN"
+    assert body == f"<html><head><title>MLflow</title>{tracking_ui.view_script(None)}</head><body></body></html>"
+    start = results["/static-files/static/js/main.1.js"][0]
+    assert start["status"] == 200 and dict(start["headers"])[b"cache-control"] == b"public, max-age=2419200"
+    assert results["/static-files/static/js/main.1.js"][1]["body"] == b"the bundle"
+    assert results["pending"] == ["/ajax-api/2.0/mlflow/runs/search", "/static-files/../secret.txt",
+                                  "/static-files/static/js/none.js"]
+    for path in (*results["pending"], "/ later"):
+        assert results[path][1]["body"] == f"MLflow: {path.removesuffix(' later')}".encode()
+
+    failed: Future = Future()
+    failed.set_exception(UserError("cannot open the MLflow store sqlite:///x.db"))
+    call, messages = _asgi_get(tracking_ui._AnswerWhileLoading(failed, build, store_uri), "/")
+    asyncio.run(call())
+    assert messages[0]["status"] == 503
+    assert messages[1]["body"] == b"mpdsnn ui: cannot open the MLflow store sqlite:///x.db"
 
 
 def test_ui_hands_mlflow_the_store_as_mlflow_server_would(tmp_path: Path) -> None:
