@@ -1,9 +1,10 @@
 """`mpdsnn ui`: MLflow's web UI on the project's run store, opening on the runs table.
 
 Served in this process: MLflow's own app (`mlflow.server.fastapi_app`, what `mlflow ui` runs)
-under uvicorn with one worker on a socket we bind ourselves. `mlflow ui` would start two more
-interpreters (its CLI, then uvicorn), each importing MLflow (~6 s apiece on a loaded 2-core
-machine) and opening the store; here MLflow is imported and the store opened once.
+under uvicorn on a socket we bind ourselves. `mlflow ui` would start two more interpreters (its
+CLI, then uvicorn), each importing MLflow (4-10 s apiece on the shared 2-core machine) and
+opening the store; here MLflow is imported and the store opened once, in a thread, while the
+page and its bundle are already being served (`_AnswerWhileLoading`).
 
 MLflow 3.17's UI opens in its GenAI view (traces) unless told otherwise, and ignores the
 experiment tag `mlflow.experimentKind` (docs/tracking.md, "The GenAI view of MLflow 3.17"). So
@@ -132,7 +133,8 @@ def _server_env(uri: str) -> dict[str, str]:
 
 def _mlflow_app(uri: str) -> Any:
     """MLflow's ASGI app for the store, its index page carrying `view_script`. The store is
-    opened (tables created or migrated) here, so a broken one fails before serving."""
+    opened (tables created or migrated) here, so a broken one ends `mpdsnn ui` in one line
+    instead of failing each API call."""
     os.environ.update(_server_env(uri))  # before the import: MLflow reads it there
     # MLflow 3.17 imports starlette's deprecated WSGI module: nothing a user of the UI can act on.
     warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
@@ -182,8 +184,8 @@ def _load_in_background(uri: str) -> Future:
 class _AnswerWhileLoading:
     """The ASGI app uvicorn serves: MLflow's, once imported. Until then it answers what needs
     no MLflow at once, the index page and the bundle's files from MLflow's build folder (with
-    the headers MLflow gives them), so the browser fetches and parses the 30 MB bundle while
-    MLflow imports; any other request waits for MLflow's app."""
+    the headers MLflow gives them), so the browser fetches and parses MLflow's multi-megabyte
+    bundle while MLflow imports; any other request waits for MLflow's app."""
 
     def __init__(self, loading: Future, build: Path, uri: str) -> None:
         self._loading, self._build, self._uri = loading, build.resolve(), uri
