@@ -354,7 +354,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from mpdsnn.tracking import open_ui
+    from mpdsnn.tracking_ui import open_ui
 
     return open_ui(args.uri, host=args.host, port=args.port)
 

@@ -1,4 +1,5 @@
-"""MLflow tracking: the only module that talks to MLflow, so training never depends on it.
+"""MLflow tracking: with tracking_ui (`mpdsnn ui`) the only module that talks to MLflow, so
+training never depends on it.
 
 MLflow is where people browse and compare runs; the run folders (docs/run-folder.md) stay the
 source of truth. Hence every call here is best-effort: the first tracking failure is logged once
@@ -24,22 +25,16 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import signal
-import socket
 import sqlite3
 import ssl
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from mpdsnn.errors import UserError
 
 if TYPE_CHECKING:  # torch is imported where a model is logged: `mpdsnn ui` starts 3-4 s sooner
     import torch
@@ -62,10 +57,6 @@ PREFLIGHT_TIMEOUT_S = 5.0
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 # MLflow limits (mlflow.utils.validation): params per batch, metrics per batch, param value length.
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _MAX_PARAM_LEN = 100, 1000, 6000
-# MLflow 3.17's UI ignores the experiment's `mlflow.experimentKind` tag (its feature flag for the
-# workflow switch is always on): the view comes from this query parameter, else the browser's
-# localStorage `mlflow.workflowType_v1`, else "genai". The parameter survives navigation.
-UI_WORKFLOW_QUERY = "workflowType=machine_learning"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # Final metrics taken from metrics.json under their own (NeuroBench and run-folder) names.
 FINAL_KEYS = ("best_test_acc", "last_test_acc", "val_selected_test_acc", "mean_firing_rate",
@@ -287,7 +278,7 @@ def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str
     if found is None:
         try:
             # Says the experiment holds model-training runs (MLflow 3.0-3.16 UIs open such an
-            # experiment on its runs table; 3.17 needs UI_WORKFLOW_QUERY in the URL as well).
+            # experiment on its runs table; 3.17 ignores it, see mpdsnn/tracking_ui.py).
             return client.create_experiment(name, artifact_location=artifact_location,
                                             tags=EXPERIMENT_KIND)
         except MlflowException as exc:
@@ -471,111 +462,3 @@ def open_tracker(run_name: str, experiment: str, tags: Mapping[str, str], enable
     _log.info("MLflow run %s (%s) in experiment %r at %s",
               run.info.run_id, run_name, experiment, uri)
     return Tracker(client, run.info.run_id, uri, gone[0].info.run_id if gone else None)
-
-
-def _check_port(host: str, port: int) -> None:
-    """Bind the address once ourselves: `mlflow ui` reports a busy port in its log and exits 0."""
-    if not 0 < port < 65536:
-        raise UserError(f"--port {port} is not a TCP port; use one in 1-65535, e.g. --port 5000")
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.create_server((host, port), family=family):
-            pass
-    except OSError as exc:
-        with socket.create_server(("127.0.0.1", 0)) as free:
-            other = free.getsockname()[1]
-        raise UserError(f"cannot serve the UI on {host}:{port} ({exc.strerror or exc}); another "
-                        f"program holds it or the address is not this machine's: pass a free "
-                        f"port such as --port {other}, or another --host") from None
-
-
-def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM to the server and its workers (one process group), SIGKILL after `grace_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace_s)
-            os.killpg(proc.pid, 0)  # the leader is gone: are workers left?
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            pass
-        time.sleep(0.2 if sig == signal.SIGTERM else 0)
-
-
-class _Stopped(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
-    """The address to open: MLflow 3.17 shows its GenAI view (traces) unless the URL asks for
-    the model-training one; with an experiment, straight to its runs table."""
-    shown = f"[{host}]" if ":" in host else host
-    where = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
-    return f"http://{shown}:{port}/#/{where}?{UI_WORKFLOW_QUERY}"
-
-
-def latest_experiment(uri: str) -> str | None:
-    """The id of the experiment holding the newest active run of a SQLite store (read with
-    sqlite3: MLflow's client costs seconds to import). None when unknown; only a hint."""
-    db = _sqlite_path(uri)
-    if db is None or not db.is_file():
-        return None
-    try:
-        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)) as conn:
-            row = conn.execute("SELECT experiment_id FROM runs WHERE lifecycle_stage = 'active' "
-                               "ORDER BY start_time DESC LIMIT 1").fetchone()
-    except sqlite3.Error:
-        return None
-    return str(row[0]) if row else None
-
-
-def open_ui(uri: str | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Serve the MLflow UI for the store (`mlflow ui`) until Ctrl+C or SIGTERM.
-
-    Binds 127.0.0.1 unless told otherwise, refuses a busy or invalid port before starting, and
-    runs one worker (a local browser needs no more, and it answers in a few seconds instead of
-    ~20). The server and its workers run in their own process group, stopped together on
-    SIGTERM/SIGINT; returns 128 + the signal then, or the server's exit code if it stops on its
-    own (1 where it would say 0: `mlflow ui` only exits by itself when it could not serve).
-    MLflow's background job runner (GenAI evaluation jobs, 7 extra processes) is switched off
-    unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set.
-    """
-    uri = resolve_tracking_uri(uri)
-    if uri.startswith(("http://", "https://")):
-        raise UserError(f"{uri} is already an MLflow server: open it in a browser, or pass a "
-                        "database URI such as sqlite:///path/to/mlflow.db to serve that store")
-    _check_port(host, port)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", host, "--port", str(port), "--workers", "1"]
-    if artifacts := _artifact_root(uri):
-        cmd += ["--artifacts-destination", artifacts.as_uri()]
-    env = {**os.environ}
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    _log.info("MLflow UI for %s at %s (Ctrl+C stops it)", uri,
-              ui_url(host, port, latest_experiment(uri)))
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise _Stopped(signum)
-
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    handlers = ({sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-                if threading.current_thread() is threading.main_thread() else {})
-    try:
-        code = proc.wait()
-    except _Stopped as stopped:
-        _stop_group(proc)
-        return 128 + stopped.signum
-    finally:
-        for sig, previous in handlers.items():
-            signal.signal(sig, previous)
-    _stop_group(proc, grace_s=2.0)  # workers a crashed server left behind
-    if code == 0:
-        _log.error("mlflow ui exited on its own; see its messages above")
-        return 1
-    return 128 - code if code < 0 else code

@@ -165,9 +165,22 @@ def test_report_page_shows_methods_and_loads_every_figure(pipeline, browser):
     page.screenshot(path=str(pipeline["root"] / "reports-screenshot.png"), full_page=True)
 
 
+def _machine_learning_view(page) -> str:
+    """The page's text, after checking it shows MLflow's model-training view: the GenAI view's
+    navigation, its overview and the assistant panel that opens itself are absent."""
+    body = page.inner_text("body")
+    for genai in ("Detect Issues", "Observability", "Judges", "Training runs", "Usage",
+                  "Ask questions about your experiments"):
+        assert genai not in body, genai
+    assert page.evaluate("localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
+    return body
+
+
 def test_mlflow_ui_opens_on_the_runs_table_with_probes_by_layer_name(pipeline, browser):
-    """`mpdsnn ui` as a person starts it: the address it prints opens the experiment's runs table
-    (not MLflow 3.17's GenAI view), each run folder once; a run's probe charts name layers."""
+    """`mpdsnn ui` as a person starts it: the bare address, opened in a fresh browser profile,
+    lands on the newest experiment's runs table in the model-training view (not MLflow 3.17's
+    GenAI view), each run folder once; a run opened from the table stays in that view (its URL
+    has no workflowType) and its probe charts name layers; the printed address works too."""
     import re
 
     port = _free_port()
@@ -177,7 +190,7 @@ def test_mlflow_ui_opens_on_the_runs_table_with_probes_by_layer_name(pipeline, b
                                   cwd=pipeline["root"], env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # fresh profile
         deadline = time.time() + 90
         url = None
         while time.time() < deadline and url is None:
@@ -187,20 +200,24 @@ def test_mlflow_ui_opens_on_the_runs_table_with_probes_by_layer_name(pipeline, b
         assert url and url.endswith("/runs?workflowType=machine_learning"), log.read_text()
         while time.time() < deadline:
             try:
-                page.goto(url, timeout=5000)
+                page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
                 break
             except Exception:
                 time.sleep(1)
         for method in METHODS:
             page.get_by_role("link", name=f"digits/{method}/seed0").wait_for(timeout=60000)
-        body = page.inner_text("body")
+        assert page.url.split("?")[0] == url.split("?")[0]  # the bare address went to the runs table
+        body = _machine_learning_view(page)
         assert "Run Name" in body and f"{len(METHODS)} matching runs" in body
-        assert "Detect Issues" not in body and "Usage" not in body  # the GenAI overview's
         for method in METHODS:
             assert body.count(f"digits/{method}/seed0") == 1
         page.screenshot(path=str(pipeline["root"] / "mlflow-screenshot.png"))
 
         page.get_by_role("link", name="digits/ds-atgo/seed0").click()
+        page.get_by_text("Model metrics").first.wait_for(timeout=60000)
+        assert "/runs/" in page.url and "workflowType" not in page.url
+        _machine_learning_view(page)
+        page.screenshot(path=str(pipeline["root"] / "mlflow-run-screenshot.png"))
         page.get_by_text("Model metrics").first.click(timeout=60000)
         page.get_by_placeholder("Search metric charts").fill("probe/firing_rate")
         layers = pd.read_csv(pipeline["root"] / "runs/default/digits/ds-atgo/seed0/probes/layers.csv")
@@ -208,6 +225,10 @@ def test_mlflow_ui_opens_on_the_runs_table_with_probes_by_layer_name(pipeline, b
             page.get_by_text(f"(probe/firing_rate/{name})").first.wait_for(timeout=60000)
         assert "probe/firing_rate/layer00" not in page.inner_text("body")
         page.screenshot(path=str(pipeline["root"] / "mlflow-probes-screenshot.png"))
+
+        page.goto(url)  # the printed address
+        page.get_by_role("link", name="digits/vanilla/seed0").wait_for(timeout=60000)
+        assert f"{len(METHODS)} matching runs" in _machine_learning_view(page)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpdsnn import tracking
+from mpdsnn import tracking, tracking_ui
 from mpdsnn.errors import UserError
-from mpdsnn.tracking import find_project_root, open_tracker, open_ui, resolve_tracking_uri
+from mpdsnn.tracking import find_project_root, open_tracker, resolve_tracking_uri
+from mpdsnn.tracking_ui import open_ui
 
 TAGS = {"method": "ds-atgo", "dataset": "digits", "seed": "0", "git_commit": "abc123",
         "dvc_stage": "train@digits-ds_atgo-0", "data_fingerprint": "sha256:feed"}
@@ -362,32 +363,210 @@ def test_outside_any_project_the_store_is_in_cwd(tmp_path: Path) -> None:
     assert resolve_tracking_uri(cwd=tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
 
 
-def test_open_ui_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_ui_serves_mlflow_in_process_on_the_socket_it_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """One process: uvicorn serves on the socket `open_ui` bound itself (so a busy port is
+    refused before MLflow is imported) while MLflow's app loads beside it; the printed address
+    names the runs table."""
+    import uvicorn
+
     seen: dict = {}
 
-    class FakePopen:
-        pid = -1
+    def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        seen["config"], seen["sockets"] = server.config, sockets
+        seen["listening"] = sockets[0].getsockname()
+        seen["app"] = server.config.app._loading.result(timeout=30)
 
-        def __init__(self, cmd: list[str], env: dict, start_new_session: bool) -> None:
-            seen["cmd"], seen["env"], seen["session"] = cmd, env, start_new_session
-
-        def wait(self) -> int:
-            return 3
-
-    monkeypatch.setattr(tracking.subprocess, "Popen", FakePopen)
-    monkeypatch.setattr(tracking, "_stop_group", lambda proc, grace_s=10.0: seen.setdefault("stopped", proc))
+    monkeypatch.setattr(tracking_ui, "_mlflow_app", lambda uri: f"MLflow's app for {uri}")
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     (tmp_path / ".dvc").mkdir()
     monkeypatch.chdir(tmp_path)
     port = free_port()
-    assert open_ui(port=port) == 3
+    with caplog.at_level(logging.INFO, logger="mpdsnn"):
+        assert open_ui(port=port) == 1  # the server returned without a signal: it stopped by itself
     root = tmp_path.resolve()
-    assert seen["cmd"][1:] == ["-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                               "--artifacts-destination", (root / "mlartifacts").as_uri()]
-    assert seen["env"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    assert seen["session"] is True and isinstance(seen["stopped"], FakePopen)
+    assert seen["app"] == f"MLflow's app for sqlite:///{root}/mlflow.db"
+    assert seen["listening"] == ("127.0.0.1", port) and seen["sockets"][0].fileno() == -1  # closed
+    assert (seen["config"].host, seen["config"].port, seen["config"].lifespan) == ("127.0.0.1", port, "off")
+    assert f"at http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in caplog.text
     with pytest.raises(UserError, match="already an MLflow server"):
         open_ui("http://127.0.0.1:5000")
+
+
+def _asgi_get(app, path: str) -> tuple:
+    """One GET through an ASGI app, as uvicorn would send it: the coroutine function that makes
+    the call, and the list that collects the messages the app sends back."""
+    import asyncio
+
+    messages: list[dict] = []
+    requested: list[bool] = []
+
+    async def receive() -> dict:
+        if requested:  # the client stays connected: later reads wait, as uvicorn's do
+            await asyncio.Event().wait()
+        requested.append(True)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": b"", "headers": [(b"host", b"127.0.0.1")], "server": ("127.0.0.1", 5000)}
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    return call, messages
+
+
+def test_ui_answers_the_page_and_bundle_while_mlflow_imports(tmp_path: Path, store_uri: str) -> None:
+    """Before MLflow's app is loaded: the index page (with view_script) and the bundle's files
+    at once, with MLflow's headers; API calls and paths outside the build wait for MLflow's app,
+    then everything goes to it. If MLflow cannot open the store, waiting requests get a 503."""
+    import asyncio
+    from concurrent.futures import Future
+    from typing import Any
+
+    build = tmp_path / "build"
+    (build / "static" / "js").mkdir(parents=True)
+    (build / "index.html").write_text("<html><head><title>MLflow</title></head><body></body></html>")
+    (build / "static" / "js" / "main.1.js").write_text("the bundle")
+    (tmp_path / "secret.txt").write_text("not for the browser")
+    loading: Future = Future()
+    app = tracking_ui._AnswerWhileLoading(loading, build, store_uri)
+
+    async def scenario() -> dict:
+        results = {}
+        for path in ("/", "/static-files/static/js/main.1.js"):
+            call, messages = _asgi_get(app, path)
+            await asyncio.wait_for(call(), timeout=10)
+            results[path] = messages
+        waiting = {}
+        for path in ("/ajax-api/2.0/mlflow/runs/search", "/static-files/../secret.txt",
+                     "/static-files/static/js/none.js"):
+            call, messages = _asgi_get(app, path)
+            waiting[path] = (asyncio.ensure_future(call()), messages)
+        await asyncio.sleep(0.3)
+        results["pending"] = [path for path, (task, _) in waiting.items() if not task.done()]
+
+        async def mlflow(scope: dict, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": f"MLflow: {scope['path']}".encode()})
+
+        loading.set_result(mlflow)
+        for path, (task, messages) in waiting.items():
+            await asyncio.wait_for(task, timeout=10)
+            results[path] = messages
+        call, results["/ later"] = _asgi_get(app, "/")
+        await call()
+        return results
+
+    results = asyncio.run(scenario())
+    start, body = results["/"][0], b"".join(m.get("body", b"") for m in results["/"][1:]).decode()
+    headers = dict(start["headers"])
+    assert start["status"] == 200 and headers[b"content-type"] == b"text/html; charset=utf-8"
+    assert headers[b"x-content-type-options"] == b"nosniff" and headers[b"x-frame-options"] == b"SAMEORIGIN"
+    assert body == f"<html><head><title>MLflow</title>{tracking_ui.view_script(None)}</head><body></body></html>"
+    start = results["/static-files/static/js/main.1.js"][0]
+    assert start["status"] == 200 and dict(start["headers"])[b"cache-control"] == b"public, max-age=2419200"
+    assert results["/static-files/static/js/main.1.js"][1]["body"] == b"the bundle"
+    assert results["pending"] == ["/ajax-api/2.0/mlflow/runs/search", "/static-files/../secret.txt",
+                                  "/static-files/static/js/none.js"]
+    for path in (*results["pending"], "/ later"):
+        assert results[path][1]["body"] == f"MLflow: {path.removesuffix(' later')}".encode()
+
+    failed: Future = Future()
+    failed.set_exception(UserError("cannot open the MLflow store sqlite:///x.db"))
+    call, messages = _asgi_get(tracking_ui._AnswerWhileLoading(failed, build, store_uri), "/")
+    asyncio.run(call())
+    assert messages[0]["status"] == 503
+    assert messages[1]["body"] == b"mpdsnn ui: cannot open the MLflow store sqlite:///x.db"
+
+
+def test_ui_hands_mlflow_the_store_as_mlflow_server_would(tmp_path: Path) -> None:
+    """The environment names are MLflow's own (spelt out in tracking_ui: importing them builds
+    the app); artifacts go to mlartifacts/ next to a SQLite store, like the tracker's."""
+    from mlflow.server import constants
+
+    env = tracking_ui._server_env(f"sqlite:///{tmp_path}/mlflow.db")
+    assert env[constants.BACKEND_STORE_URI_ENV_VAR] == env[constants.REGISTRY_STORE_URI_ENV_VAR] == \
+        f"sqlite:///{tmp_path}/mlflow.db"
+    assert env[constants.ARTIFACTS_DESTINATION_ENV_VAR] == (tmp_path / "mlartifacts").as_uri()
+    assert env[constants.SERVE_ARTIFACTS_ENV_VAR] == "true"
+    assert env[constants.ARTIFACT_ROOT_ENV_VAR] == "mlflow-artifacts:/"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
+def test_mlflow_bundle_still_reads_the_settings_the_ui_script_sets() -> None:
+    """view_script writes localStorage `mlflow.workflowType_v1` = JSON "machine_learning" and
+    `mlflow.assistant.fab.autoOpenedOnFirstLoad_v1` = true; this fails when an MLflow upgrade
+    moves a key or its version, or the way the bundle names and reads them."""
+    import re
+
+    spec = importlib.util.find_spec("mlflow")
+    bundle = Path(spec.submodule_search_locations[0], "server", "js", "build", "static", "js")
+    main = "".join(p.read_text(encoding="utf-8") for p in bundle.glob("main.*.js"))
+    for key, version in tracking_ui.UI_DEFAULTS:
+        assert f'key:"{key}",version:{version},initialValue:' in main, key
+    assert re.search(r"`\$\{(\w)\}_v\$\{(\w)\}`", main)  # the storage key: `${key}_v${version}`
+    assert re.search(r"localStorage\.getItem\(\w\);return \w\?JSON\.parse\(\w\)", main)
+    assert 'MACHINE_LEARNING="machine_learning"' in main
+
+
+def test_view_script_fills_only_unset_settings_and_opens_the_newest_runs_table() -> None:
+    script = tracking_ui.view_script("7")
+    assert script.startswith("<script>") and script.endswith("</script>") and script.count("</") == 1
+    assert '"mlflow.workflowType_v1": "\\"machine_learning\\""' in script  # JSON in a JS string
+    assert '"mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"' in script
+    assert "if(localStorage.getItem(k)===null)localStorage.setItem(k,d[k])" in script  # a choice is kept
+    assert 'location.replace("#/experiments/7/runs")' in script
+    assert "location.replace" not in tracking_ui.view_script(None)  # no run yet: MLflow's home page
+    page = tracking_ui.index_page("<html><head><script defer src=x></script></head><body></body></html>", "7")
+    assert page == f"<html><head><script defer src=x></script>{script}</head><body></body></html>"
+    with pytest.raises(ValueError, match="no </head>"):
+        tracking_ui.index_page("<html><body></body></html>", None)
+
+
+def test_mlflow_serves_its_index_page_with_the_view_script(store_uri: str) -> None:
+    """MLflow's own app, as `mpdsnn ui` builds it (in a process of its own: it sets the server's
+    environment), answers "/" with its index page plus view_script and MLflow's security headers;
+    the script sends the bare address to the experiment with the newest run, looked up per visit."""
+    code = (
+        "import json, sys; from mpdsnn import tracking_ui as u\n"
+        "u._mlflow_app(sys.argv[1])\n"
+        "from mlflow.server import app\n"
+        "from mlflow.tracking import MlflowClient\n"
+        "get = lambda: app.test_client().get('/', headers={'Host': 'localhost'})\n"
+        "before = get()\n"
+        "client = MlflowClient(sys.argv[1])\n"
+        "client.create_run(client.create_experiment('later'))\n"
+        "after = get()\n"
+        "print(json.dumps([before.status_code, before.headers.get('X-Content-Type-Options'),\n"
+        "                  before.headers['Content-Type'], before.get_data(as_text=True),\n"
+        "                  after.get_data(as_text=True), client.get_experiment_by_name('later').experiment_id]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, store_uri], capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    status, nosniff, content_type, page, later, experiment = json.loads(out.stdout.splitlines()[-1])
+    assert (status, nosniff, content_type) == (200, "nosniff", "text/html; charset=utf-8")
+    script = tracking_ui.view_script(None)  # the store has no run yet
+    assert page.count(script) == 1
+    assert page.index(script) < page.index("</head>") < page.index('<div id="root"')
+    assert "static-files/static/js/main." in page
+    assert later == page.replace(script, tracking_ui.view_script(experiment))
+
+
+def test_ui_refuses_a_store_it_cannot_open(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    db.write_text("not a database")
+    port = free_port()
+    proc = _ui("--uri", f"sqlite:///{db}", "--port", str(port))
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot open the MLflow store sqlite:///{db}") and "--uri" in last
 
 
 def test_flatten_params_keeps_values_mlflow_accepts() -> None:
@@ -556,9 +735,11 @@ def test_a_signal_to_mpdsnn_ui_stops_the_server_and_its_workers(
             assert proc.poll() is None, proc.communicate()[1]
             assert time.monotonic() < deadline, "the UI did not answer within 90 s"
             time.sleep(0.3)
-        pattern = f"mlflow.*--port {port}"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert tracking_ui.view_script(None) in response.read().decode()  # via MLflow's ASGI app
+        pattern = f"mpdsnn.cli ui .*--port {port}"
         running = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-        assert len(running) >= 2, running  # `mlflow ui` and its worker (the pattern matches)
+        assert running == [str(proc.pid)]  # MLflow is served in-process: no workers to leave behind
         proc.send_signal(sig)
         proc.communicate(timeout=30)
         assert proc.returncode == 128 + sig
@@ -672,19 +853,19 @@ def test_retraining_a_run_folder_supersedes_its_older_mlflow_runs(store_uri: str
 
 
 def test_ui_url_opens_the_model_training_view(store_uri: str) -> None:
-    assert tracking.ui_url("127.0.0.1", 5000) == \
+    assert tracking_ui.ui_url("127.0.0.1", 5000) == \
         "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
-    assert tracking.ui_url("::1", 80, "3") == \
+    assert tracking_ui.ui_url("::1", 80, "3") == \
         "http://[::1]:80/#/experiments/3/runs?workflowType=machine_learning"
-    assert tracking.latest_experiment(store_uri) is None  # no run yet
+    assert tracking_ui.latest_experiment(store_uri) is None  # no run yet
     open_tracker("a", "first", TAGS, uri=store_uri).finish()
     second = open_tracker("b", "second", TAGS, uri=store_uri)
     second.finish()
     from mlflow.tracking import MlflowClient
 
-    assert tracking.latest_experiment(store_uri) == \
+    assert tracking_ui.latest_experiment(store_uri) == \
         MlflowClient(store_uri).get_experiment_by_name("second").experiment_id
-    assert tracking.latest_experiment("http://127.0.0.1:5000") is None
+    assert tracking_ui.latest_experiment("http://127.0.0.1:5000") is None
 
 
 @pytest.mark.parametrize("folder", ["/runs/it's", '/runs/say "x"', "/runs/both ' \""])
