@@ -17,8 +17,8 @@ from typing import Any, Iterable
 
 ANALYSIS_PARTS = ("report", "verdicts", "bench")
 """Subpackages of ``mpdsnn`` that only read run folders: editing them never retrains."""
-ANALYSIS_FILES = ("runfolder/reader.py", "evaluate.py", "pipeline.py")
-"""Modules that read results or write pipelines, never imported by training."""
+ANALYSIS_FILES = ("runfolder/reader.py", "evaluate.py", "pipeline.py", "tracking_ui.py")
+"""Modules that read results, serve them or write pipelines, never imported by training."""
 
 NOT_IN_RECIPE = frozenset({
     "seed",  # what varies between the runs of one recipe
