@@ -224,7 +224,7 @@ def epoch_metrics(row: Mapping[str, Any], probe: Any = None) -> dict[str, float]
     probed, each spiking layer's firing rate and gradient availability in percent under the
     layer's module name (``probe/firing_rate/stem.lif``), so the charts compare with accuracy."""
     metrics = {"train/loss": row["train_loss"], "train/acc": row["train_acc"],
-               "test/loss": row["test_loss"], "test/acc": row["test_acc"], "lr": row["lr"]}
+               "test/loss": row["test_loss"], "test/acc": row["test_acc"], "train/lr": row["lr"]}
     if row.get("val_acc") is not None:
         metrics["val/acc"] = row["val_acc"]
     if probe is not None:
@@ -235,15 +235,17 @@ def epoch_metrics(row: Mapping[str, Any], probe: Any = None) -> dict[str, float]
 
 
 def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The finished run's summary (from metrics.json) as ``final/<name>`` MLflow metrics:
+    """The finished run's summary (from metrics.json) as MLflow metrics under their own names:
     accuracies, energy, SOPs, mean firing rate (percent) and the NeuroBench names. Missing or
-    None values (no validation split, no adaptive thresholds) are left out."""
+    None values (no validation split, no adaptive thresholds) are left out. No prefix: MLflow
+    3.17's run page lists chart sections by prefix, alphabetically, and unprefixed metrics last,
+    so these one-point charts come after the per-epoch curves instead of before them."""
     out = {}
     for key in FINAL_KEYS:
         value = metrics.get(key)
         if value is None:
             continue
-        out[f"final/{key}"] = 100.0 * float(value) if key == "mean_firing_rate" else float(value)
+        out[key] = 100.0 * float(value) if key == "mean_firing_rate" else float(value)
     return out
 
 

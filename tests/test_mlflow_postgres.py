@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mpdsnn.tracking import FINAL_KEYS
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "mlflow-postgres"
 RUNS = 3
@@ -110,13 +112,13 @@ def test_parallel_training_runs_log_everything_to_postgres(postgres_server) -> N
     points = 0
     for run in runs:
         layers = pd.read_csv(Path(run.data.tags["run_folder"]) / "probes" / "layers.csv")
-        epoch_keys = ["train/loss", "train/acc", "test/loss", "test/acc", "lr",
+        epoch_keys = ["train/loss", "train/acc", "test/loss", "test/acc", "train/lr",
                       *{f"probe/firing_rate/{n}" for n in layers["layer_name"]}]
         for key in epoch_keys:
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             assert sorted(steps) == list(range(1, EPOCHS + 1)), (run.data.tags["seed"], key, steps)
             points += len(steps)
-        assert "final/energy_uj_per_sample" in run.data.metrics
-        points += sum(1 for k in run.data.metrics if k.startswith("final/"))
+        assert "energy_uj_per_sample" in run.data.metrics
+        points += sum(1 for k in run.data.metrics if k in FINAL_KEYS)  # one point each
     print(f"\nPostgreSQL-backed MLflow server: {len(runs)} parallel runs FINISHED, "
           f"{points} metric points all present, {seconds:.1f} s for the runs")

@@ -88,8 +88,8 @@ def test_mlflow_store_holds_the_runs_with_metrics_and_tags(pipeline):
         for name in set(layers["layer_name"]):  # by module name, in percent, every probed epoch
             probe = client.get_metric_history(run.info.run_id, f"probe/firing_rate/{name}")
             assert [m.step for m in probe] == [1, 2] and all(0 <= m.value <= 100 for m in probe)
-        assert {"final/energy_uj_per_sample", "final/sops_per_sample", "final/mean_firing_rate",
-                "final/activation_sparsity", "final/footprint_bytes"} <= set(run.data.metrics)
+        assert {"energy_uj_per_sample", "sops_per_sample", "mean_firing_rate",
+                "activation_sparsity", "footprint_bytes"} <= set(run.data.metrics)
         assert run.data.params["method"] == tags["method"]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"metrics.json", "history.csv", "probes", "model.pt"} <= artifacts

@@ -807,8 +807,8 @@ def test_training_logs_probes_by_layer_name_in_percent_and_final_metrics(
     logged = run.data.metrics
     for key in ("best_test_acc", "last_test_acc", "sops_per_sample", "energy_uj_per_sample",
                 "activation_sparsity", "synaptic_operations", "footprint_bytes"):
-        assert logged[f"final/{key}"] == pytest.approx(metrics[key]), key
-    assert logged["final/mean_firing_rate"] == pytest.approx(100 * metrics["mean_firing_rate"])
+        assert logged[key] == pytest.approx(metrics[key]), key
+    assert logged["mean_firing_rate"] == pytest.approx(100 * metrics["mean_firing_rate"])
     assert not any(k.startswith("probe/") and not 0 <= v <= 100 for k, v in logged.items())
 
 
@@ -820,7 +820,7 @@ def test_metric_names_keep_only_what_mlflow_accepts() -> None:
     assert "val/acc" not in tracking.epoch_metrics(row)
     assert tracking.final_metrics({"best_test_acc": 90.0, "val_selected_test_acc": None,
                                    "mean_firing_rate": 0.25}) == {
-        "final/best_test_acc": 90.0, "final/mean_firing_rate": 25.0}
+        "best_test_acc": 90.0, "mean_firing_rate": 25.0}
 
 
 def test_retraining_a_run_folder_supersedes_its_older_mlflow_runs(store_uri: str, tmp_path: Path) -> None:
