@@ -76,7 +76,12 @@ def test_two_queued_experiments_share_one_store(tmp_path: Path) -> None:
     for seed in (1, 2):
         sh(str(DVC), "exp", "run", "--queue", "-n", f"seed{seed}", "-S", f"train.seed={seed}")
     try:
-        sh(str(DVC), "queue", "start", "-j", "2")
+        # `dvc queue start` returns at once, but its worker daemons inherit its output: capturing
+        # it in pipes would wait until both experiments finished (over 60 s on a busy machine).
+        with (tmp_path / "queue-start.log").open("w") as out:
+            started = subprocess.run([str(DVC), "queue", "start", "-j", "2"], cwd=root, env=env,
+                                     stdout=out, stderr=subprocess.STDOUT, timeout=60)
+        assert started.returncode == 0, (tmp_path / "queue-start.log").read_text()
         deadline = time.time() + 240
         status = ""
         while time.time() < deadline:
