@@ -5,12 +5,12 @@ quote what they interpolate, and nothing is executed."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_copy import copy_default_pipeline, write_params
 from subprocess_env import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +28,7 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def project(tmp_path_factory) -> Path:
     """A copy of the default pipeline (digits, one seed) whose prepare stage has already run."""
     root = tmp_path_factory.mktemp("project")
-    for name in ("mpdsnn", "baselines"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params.update(methods=["vanilla"], datasets_run=["digits"], seeds=[0])
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(root, copy_default_pipeline(root, ["vanilla"]))
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
                 ["git", "commit", "-qm", "pipeline"], ["dvc", "repro", "prepare"]):
         result = _run(cmd, root)
@@ -47,7 +42,7 @@ def test_an_injected_method_name_stops_dvc_repro_and_runs_nothing(project, name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params.update(methods=[name], datasets_run=["digits"], seeds=[0])
     params["method_options"][name] = {}
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(project, params)
     result = _run(["dvc", "repro"], project)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output

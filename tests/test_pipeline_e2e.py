@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
+from pipeline_copy import copy_default_pipeline, write_params
 from subprocess_env import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,14 +35,10 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("pipeline")
-    for name in ("mpdsnn", "baselines"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params.update(methods=METHODS, datasets_run=["digits"], seeds=[0])
+    params = copy_default_pipeline(root, METHODS)
     params["train"].update(probe_every=1, probe_samples=32, train_subset=128, test_subset=64)
     params["datasets"]["digits"].update(epochs=2)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(root, params)
     _run(["git", "init", "-q"], root)
     _run(["dvc", "init", "-q"], root)
     _run(["dvc", "config", "core.analytics", "false"], root)
