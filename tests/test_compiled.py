@@ -15,7 +15,15 @@ import mpdsnn
 from mpdsnn.bench.measure import saved_bytes
 from mpdsnn.methods import LayerContext, create_method
 from mpdsnn.models import create_model
-from mpdsnn.neuron import FangPLIFDecay, FixedThreshold, FixedWidth, LIFNode
+from mpdsnn.neuron import (
+    AdaptiveThreshold,
+    FangPLIFDecay,
+    FixedThreshold,
+    FixedWidth,
+    LearnableDecay,
+    LearnableThreshold,
+    LIFNode,
+)
 from mpdsnn.neuron import compiled
 from mpdsnn.neuron.fused import can_fuse, fuse_neurons
 from neuron_pairs import VARIANTS, inputs, layer_node, pair
@@ -66,6 +74,38 @@ def test_boundaries_are_the_references(name):
 def test_learnable_input_scale_and_decay_get_the_references_gradients():
     ref, fast = pair(LIFNode(FangPLIFDecay(2.0), FixedThreshold(1.0), FixedWidth(1.0)).double(), "compiled")
     assert_same(ref, fast, *inputs(4, 2))
+
+
+def test_learnable_threshold_and_decay_get_the_references_gradients():
+    """Both gradient sums (tau and theta) accumulate inside the backward kernels."""
+    node = LIFNode(LearnableDecay(0.3), LearnableThreshold(0.6), FixedWidth(1.0)).double()
+    ref, fast = pair(node, "compiled")
+    assert_same(ref, fast, *inputs(4, 5))
+
+
+def test_ds_atgo_where_the_mean_dwarfs_the_spread_takes_the_centred_variance():
+    """Potentials around 1e4 with spread 0.5: the one-pass variance from the kernel's sums
+    cancels, so the host decision must take the centred pass as the reference does."""
+    ref, fast = pair(layer_node("ds-atgo", {}, 4), "compiled")
+    x, grad = inputs(4, 3)
+    assert_same(ref, fast, x * 0.4 + 1e4, grad)
+
+
+def test_compiled_ds_atgo_decides_on_the_host_without_the_tensor_policy(monkeypatch):
+    """On CPU the compiled DS-ATGO layer turns the kernel's sums into AT's threshold in floats
+    (HostAdaptiveThreshold): AdaptiveThreshold.forward, ten 0-d tensor ops a step, never runs;
+    the fused backend still runs it once per timestep."""
+    calls = []
+    original = AdaptiveThreshold.forward
+    monkeypatch.setattr(AdaptiveThreshold, "forward",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    x, grad = inputs(4, 1)
+    for backend, expected in (("compiled", 0), ("fused", 4)):
+        calls.clear()
+        node = layer_node("ds-atgo", {}, 4)
+        fuse_neurons(node, backend)
+        node(x.requires_grad_()).backward(grad)
+        assert len(calls) == expected, backend
 
 
 def test_float32_spikes_are_bitwise_the_references():

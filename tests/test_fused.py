@@ -15,11 +15,11 @@ from mpdsnn.neuron import (
     FixedThreshold,
     FixedWidth,
     LIFNode,
-    Moments,
     mpd_statistics,
     record_traces,
 )
 from mpdsnn.neuron.fused import can_fuse, fuse_neurons, fused_lif
+from mpdsnn.neuron.threshold import variance_from_sums
 from neuron_pairs import VARIANTS, assert_same, inputs, layer_node, pair
 
 
@@ -147,17 +147,24 @@ def test_direct_call_without_grad_runs_outside_autograd():
 def test_one_pass_statistics_equal_mean_and_std(n, mean, std, dtype, given):
     """Sum and sum of squares give mean() and std() to float tolerance, also where the mean
     dwarfs the spread (mean / std = 100: the centred pass must take over). The same holds for
-    sums handed in, as the compiled charge kernel does (here summed in float64 and rounded)."""
+    sums handed in as floats, as the compiled charge kernel does (here summed in float64 and
+    rounded to the layer's dtype), turned into statistics in float64 as the compiled backend's
+    HostAdaptiveThreshold does."""
     u = (torch.randn(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
          * std + mean).to(dtype).reshape(1, 1, -1)
-    sums = Moments(u.double().sum().to(dtype), u.double().square().sum().to(dtype))
-    got_mean, got_std = mpd_statistics(u, moments=sums if given else None)
-    assert got_mean.dtype == got_std.dtype == dtype
+    if given:
+        total, squares = (s.to(dtype).item() for s in (u.double().sum(), u.double().square().sum()))
+        got_mean = torch.tensor(total / n, dtype=torch.float64)
+        got_std = torch.tensor(variance_from_sums(total, squares, u, total / n) ** 0.5,
+                               dtype=torch.float64)
+    else:
+        got_mean, got_std = mpd_statistics(u)
+        assert got_mean.dtype == got_std.dtype == dtype
     exact = u.double()
     tol = {"rtol": 2e-6, "atol": 0} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 0}
     torch.testing.assert_close(got_mean.double(), exact.mean(), **tol)
     torch.testing.assert_close(got_std.double(), exact.std(), **tol)
-    torch.testing.assert_close(got_std, u.std(), **tol)
+    torch.testing.assert_close(got_std.to(dtype), u.std(), **tol)
 
 
 def test_statistics_of_a_constant_layer_are_its_value_and_zero():

@@ -16,7 +16,6 @@ from mpdsnn.neuron.threshold import (
     EstimatedThreshold,
     FixedThreshold,
     LearnableThreshold,
-    Moments,
     ThresholdStep,
     mpd_statistics,
 )
@@ -33,8 +32,7 @@ from mpdsnn.neuron.width import (
 
 __all__ = [
     "AdaptiveThreshold", "EstimatedThreshold", "FangPLIFDecay", "FixedDecay", "FixedThreshold",
-    "FixedWidth", "LIFNode", "LearnableDecay", "LearnableThreshold", "MPDAGLWidth", "Moments",
-    "NeuronTrace",
+    "FixedWidth", "LIFNode", "LearnableDecay", "LearnableThreshold", "MPDAGLWidth", "NeuronTrace",
     "SmoothSurrogate", "SpikingJellyNode", "StrictFixedWidth", "Surrogate", "TGOWidth",
     "ThresholdStep", "TriangleSurrogate", "atan_spike", "fuse_neurons", "mpd_statistics",
     "rectangular_spike", "record_traces", "reset_states", "sigmoid_spike", "spiking_layers",

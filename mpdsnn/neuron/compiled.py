@@ -7,16 +7,19 @@ backward eager passes over memory: charge + fire of the previous step in one, th
 backward step in another, with the ``tau`` and threshold gradient sums in the same kernel for
 layers that learn them. Only these
 autograd-free functions are compiled, on flat tensors of symbolic length, so one compilation
-serves every layer shape and every T. The threshold policy and width rule stay eager and are
+serves every layer shape and every T. The threshold policy and width rule are
 called per timestep as in the reference (inductor does not contract ``a * b + c`` into an FMA,
 so the charge is the reference's bit for bit).
 
-AT's statistics (DS-ATGO, AT) are the one place where the numbers may differ in the last bit:
+AT's thresholds (DS-ATGO, AT) are the one place where the numbers may differ in the last bit:
 on CPU the charge kernel also returns ``sum(U(t))`` and ``sum(U(t)^2)`` from the loop that
-writes ``U(t)``, so DS-ATGO pays no extra pass over memory for its statistics, but the kernel sums
-in another order than the reference's ``sum`` and BLAS ``dot``. In float64 the thresholds
-agree to ~1e-15 and the spikes are the reference's (tests/test_compiled.py); in float32 a
-threshold can differ by an ulp, which flips a spike only where ``U`` lies within that ulp of it.
+writes ``U(t)``, so DS-ATGO pays no extra pass over memory for its statistics, and
+:class:`~mpdsnn.neuron.threshold.HostAdaptiveThreshold` turns them into the threshold and the
+TGO width in Python floats, where the reference runs ten 0-d tensor operations. The kernel sums
+in another order than the reference's ``sum`` and BLAS ``dot``, and the floats round once where
+float32 tensors round each operation: in float64 the thresholds agree to ~1e-15 and the spikes
+are the reference's (tests/test_compiled.py); in float32 a threshold can differ by an ulp, which
+flips a spike only where ``U`` lies within that ulp of it.
 
 The compiled code is kept on disk by inductor's FX graph cache, in the project's ``build/inductor``
 unless ``TORCHINDUCTOR_CACHE_DIR`` is set: a pipeline compiles once, later processes load it.
@@ -42,11 +45,10 @@ import torch.fx.experimental._config as fx_config
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from mpdsnn.neuron.threshold import Moments
-
 log = logging.getLogger(__name__)
 
-StepFn = Callable[..., tuple[Tensor, Tensor]]  # (U(t), t, moments | None) -> (threshold, width)
+# (U(t), t, [sum(U(t)), sum(U(t)^2)] or None) -> (threshold, width)
+StepFn = Callable[[Tensor, int, "list[float] | None"], tuple[Tensor, Tensor]]
 
 
 # --- the per-step kernels: plain torch code, compiled on first use ----------------------------
@@ -60,29 +62,35 @@ def charge_step(u_prev: Tensor, fire_prev: Tensor, x_t: Tensor, tau: Tensor, in_
     u_out.copy_(tau * u_prev * keep + in_scale * x_t)
 
 
-def _sums(u: Tensor) -> tuple[Tensor, Tensor]:
-    """``sum(U)`` and ``sum(U^2)`` (float32 at least), AT's statistics (see :class:`Moments`)."""
-    u = u if u.dtype in (torch.float32, torch.float64) else u.float()
-    return u.sum(), (u * u).sum()
+def _sums(u: Tensor, accumulate: torch.dtype) -> Tensor:
+    """``[sum(U), sum(U^2)]`` accumulated in ``accumulate``, AT's statistics
+    (:class:`~mpdsnn.neuron.threshold.HostAdaptiveThreshold`): one tensor, read with one call."""
+    a = u.to(accumulate)
+    return torch.stack((a.sum(), (a * a).sum()))
 
 
-def charge_moments_step(u_prev: Tensor, fire_prev: Tensor, x_t: Tensor, tau: Tensor,
-                        in_scale: Tensor, u_out: Tensor,
-                        spike_prev_out: Tensor) -> tuple[Tensor, Tensor]:
+def charge_sums_step(u_prev: Tensor, fire_prev: Tensor, x_t: Tensor, tau: Tensor,
+                     in_scale: Tensor, u_out: Tensor, spike_prev_out: Tensor) -> Tensor:
     """:func:`charge_step`, also returning ``U(t)``'s sum and sum of squares from the same loop
-    (the sums read the potential as it is written: no pass over ``U`` of their own)."""
+    (the sums read the potential as it is written: no pass over ``U`` of their own).
+
+    Summed in float64: inductor sums float32 through a cascade whose partial sums live in
+    memory, +0.27 ms a step on a million potentials, where float64 lanes in registers cost
+    +0.07 ms (docs/bench.md) and are more accurate."""
     keep = (u_prev < fire_prev).to(u_prev.dtype)
     spike_prev_out.copy_((u_prev >= fire_prev).to(spike_prev_out.dtype))
     u = tau * u_prev * keep + in_scale * x_t
     u_out.copy_(u)
-    return _sums(u)
+    return _sums(u, torch.float64)
 
 
-def first_moments_step(x_0: Tensor, in_scale: Tensor, u_out: Tensor) -> tuple[Tensor, Tensor]:
-    """``U(0) = s_in * I(0)`` and its sum and sum of squares."""
+def first_sums_step(x_0: Tensor, in_scale: Tensor, u_out: Tensor) -> Tensor:
+    """``U(0) = s_in * I(0)`` and its sum and sum of squares. Float32 cascade sums here (float64
+    for a float64 layer): with float64 ones inductor splits this kernel into two loops, and the
+    eager charge plus a kernel of sums costs more still (docs/bench.md)."""
     u = in_scale * x_0
     u_out.copy_(u)
-    return _sums(u)
+    return _sums(u, torch.promote_types(u.dtype, torch.float32))
 
 
 def _through_spike(u: Tensor, fire: Tensor, width: Tensor, grad_s: Tensor,
@@ -117,19 +125,23 @@ def grad_step(u: Tensor, fire: Tensor, width: Tensor, grad_s: Tensor, carry: Ten
 
 
 def grad_step_sums(u: Tensor, fire: Tensor, width: Tensor, grad_s: Tensor, carry: Tensor,
-                   tau: Tensor, grad_u_out: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`grad_step`, also returning this step's ``tau`` and threshold gradient sums (for a
-    learnable threshold; inductor emits the sums as a second loop over the inputs)."""
+                   tau: Tensor, grad_u_out: Tensor, tau_acc: Tensor,
+                   fire_acc: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`grad_step`, also adding this step's ``tau`` and threshold gradient sums to the
+    running totals ``tau_acc`` and ``fire_acc`` (for a learnable threshold; inductor emits the
+    sums as a second loop over the inputs)."""
     keep, decayed = (u < fire).to(grad_s.dtype), carry * tau
     grad_u = _through_spike(u, fire, width, grad_s, decayed)
     grad_u_out.copy_(grad_u + decayed * keep)
-    return (carry * keep * u).sum(), -grad_u.sum()
+    return tau_acc + (carry * keep * u).sum(), fire_acc - grad_u.sum()
 
 
 def grad_tau_step(u: Tensor, fire: Tensor, width: Tensor, grad_s: Tensor, carry: Tensor,
-                  tau: Tensor, grad_u_out: Tensor) -> Tensor:
-    """:func:`grad_step`, also returning ``sum(dL/dU(t+1) * (1 - S(t)) * U(t))``, step t's part
-    of ``dL/dtau`` (layers that learn ``tau`` but not the threshold, e.g. DS-ATGO).
+                  tau: Tensor, grad_u_out: Tensor, tau_acc: Tensor) -> Tensor:
+    """:func:`grad_step`, also adding ``sum(dL/dU(t+1) * (1 - S(t)) * U(t))``, step t's part of
+    ``dL/dtau``, to the running total ``tau_acc`` (layers that learn ``tau`` but not the
+    threshold, e.g. DS-ATGO). Summed in the kernel, the total needs no tensor operation after the
+    loop (each costs tens of microseconds there, docs/bench.md).
 
     Inductor puts a reduction into the loop that writes a buffer only when the reduction reads
     that buffer; otherwise it runs a second loop over ``U`` and the carry (+45 % on this step).
@@ -138,7 +150,7 @@ def grad_tau_step(u: Tensor, fire: Tensor, width: Tensor, grad_s: Tensor, carry:
     """
     keep, decayed = (u < fire).to(grad_s.dtype), carry * tau
     grad_u_out.copy_(_through_spike(u, fire, width, grad_s, decayed) + decayed * keep)
-    return (carry * keep * u + 0 * grad_u_out).sum()
+    return tau_acc + (carry * keep * u + 0 * grad_u_out).sum()
 
 
 @contextlib.contextmanager
@@ -194,9 +206,8 @@ class _Kernel:
 CHARGE, LAST_GRAD, GRAD = _Kernel(charge_step), _Kernel(last_grad_step), _Kernel(grad_step)
 LAST_GRAD_SUM, GRAD_SUMS = _Kernel(last_grad_step_sum), _Kernel(grad_step_sums)
 GRAD_TAU = _Kernel(grad_tau_step)
-CHARGE_MOMENTS, FIRST_MOMENTS = _Kernel(charge_moments_step), _Kernel(first_moments_step)
-KERNELS = (CHARGE, LAST_GRAD, GRAD, LAST_GRAD_SUM, GRAD_SUMS, GRAD_TAU, CHARGE_MOMENTS,
-           FIRST_MOMENTS)
+CHARGE_SUMS, FIRST_SUMS = _Kernel(charge_sums_step), _Kernel(first_sums_step)
+KERNELS = (CHARGE, LAST_GRAD, GRAD, LAST_GRAD_SUM, GRAD_SUMS, GRAD_TAU, CHARGE_SUMS, FIRST_SUMS)
 
 
 def available() -> bool:
@@ -229,9 +240,10 @@ def _inductor_default() -> str | None:
 # --- the loops --------------------------------------------------------------------------------
 
 def _forward(x: Tensor, tau: Tensor, in_scale: Tensor, step: StepFn,
-             with_moments: bool = False) -> tuple[Tensor, Tensor, list[Tensor], list[Tensor]]:
+             with_sums: bool = False) -> tuple[Tensor, Tensor, list[Tensor], list[Tensor]]:
     """Spikes and ``U`` (both ``[T, N, ...]``), per-step threshold and width (0-d).
-    ``with_moments``: the charge kernels also sum ``U(t)`` and ``U(t)^2`` for AT's statistics."""
+    ``with_sums``: the charge kernels also sum ``U(t)`` and ``U(t)^2``, handed to ``step`` as
+    two floats (AT's statistics)."""
     with torch.no_grad():
         T, shape = x.shape[0], x.shape[1:]
         flat_x = x.reshape(T, -1)
@@ -239,16 +251,17 @@ def _forward(x: Tensor, tau: Tensor, in_scale: Tensor, step: StepFn,
         fires: list[Tensor] = []
         widths: list[Tensor] = []
         for t in range(T):
-            moments = None
-            if t == 0 and with_moments:
-                moments = Moments(*FIRST_MOMENTS(flat_x[0], in_scale, u_all[0]))
+            sums = None
+            if t == 0 and with_sums:
+                sums = FIRST_SUMS(flat_x[0], in_scale, u_all[0]).tolist()
             elif t == 0:
                 torch.mul(flat_x[0], in_scale, out=u_all[0])  # tau * 0 * 1 + s_in * I(0)
+            elif with_sums:
+                sums = CHARGE_SUMS(u_all[t - 1], fires[-1], flat_x[t], tau, in_scale, u_all[t],
+                                   spikes[t - 1]).tolist()
             else:
-                sums = (CHARGE_MOMENTS if with_moments else CHARGE)(
-                    u_all[t - 1], fires[-1], flat_x[t], tau, in_scale, u_all[t], spikes[t - 1])
-                moments = Moments(*sums) if with_moments else None
-            fire, width = step(u_all[t].view(shape), t, moments)
+                CHARGE(u_all[t - 1], fires[-1], flat_x[t], tau, in_scale, u_all[t], spikes[t - 1])
+            fire, width = step(u_all[t].view(shape), t, sums)
             fires.append(fire.detach())  # the kernels' guards do not then depend on grad mode
             widths.append(width.detach())
         torch.ge(u_all[T - 1], fires[-1], out=spikes[T - 1])
@@ -261,9 +274,9 @@ class CompiledLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, tau: Tensor, in_scale: Tensor,  # type: ignore[override]
                 fire_in: Tensor | None, step: StepFn, unit_scale: bool,
-                with_moments: bool) -> Tensor:
+                with_sums: bool) -> Tensor:
         spikes, u_all, fires, widths = _forward(x, tau.detach(), in_scale.detach(), step,
-                                                with_moments)
+                                                with_sums)
         ctx.fires, ctx.widths, ctx.unit_scale = fires, widths, unit_scale
         ctx.save_for_backward(u_all, tau, in_scale, x if ctx.needs_input_grad[2] else None)
         return spikes
@@ -277,21 +290,21 @@ class CompiledLIF(torch.autograd.Function):
         flat_u = u_all.reshape(T, -1)
         flat_g = grad_s.reshape(T, -1).contiguous()
         grad_u_all = torch.empty_like(flat_u, dtype=grad_s.dtype)  # dL/dU(t), scaled at the end
-        tau_parts, fire_parts = [], []
+        # dL/dtau and dL/dtheta, summed over steps inside the kernels
+        tau_acc = torch.zeros((), dtype=grad_s.dtype) if want_tau or want_fire else None
+        fire_acc = None
         for t in range(T - 1, -1, -1):
             fire, width = ctx.fires[t], ctx.widths[t]
             if t == T - 1 and want_fire:
-                fire_parts.append(LAST_GRAD_SUM(flat_u[t], fire, width, flat_g[t], grad_u_all[t]))
+                fire_acc = LAST_GRAD_SUM(flat_u[t], fire, width, flat_g[t], grad_u_all[t])
             elif t == T - 1:
                 LAST_GRAD(flat_u[t], fire, width, flat_g[t], grad_u_all[t])
             elif want_fire:
-                tau_part, fire_part = GRAD_SUMS(flat_u[t], fire, width, flat_g[t],
-                                                grad_u_all[t + 1], tau.detach(), grad_u_all[t])
-                tau_parts.append(tau_part)
-                fire_parts.append(fire_part)
+                tau_acc, fire_acc = GRAD_SUMS(flat_u[t], fire, width, flat_g[t], grad_u_all[t + 1],
+                                              tau.detach(), grad_u_all[t], tau_acc, fire_acc)
             elif want_tau:
-                tau_parts.append(GRAD_TAU(flat_u[t], fire, width, flat_g[t], grad_u_all[t + 1],
-                                          tau.detach(), grad_u_all[t]))
+                tau_acc = GRAD_TAU(flat_u[t], fire, width, flat_g[t], grad_u_all[t + 1],
+                                   tau.detach(), grad_u_all[t], tau_acc)
             else:
                 GRAD(flat_u[t], fire, width, flat_g[t], grad_u_all[t + 1], tau.detach(),
                      grad_u_all[t])
@@ -302,27 +315,27 @@ class CompiledLIF(torch.autograd.Function):
         grad_x = None
         if want_x:
             grad_x = (grad_u_all if ctx.unit_scale else grad_u_all.mul_(in_scale)).view(u_all.shape)
-        return (grad_x, _sum(tau_parts, tau) if want_tau else None, grad_scale,
-                _sum(fire_parts, ctx.fires[0]) if want_fire else None, None, None, None)
+        return (grad_x, _like(tau_acc, tau) if want_tau else None, grad_scale,
+                _like(fire_acc, ctx.fires[0]) if want_fire else None, None, None, None)
 
 
 def compiled_lif(x: Tensor, tau: Tensor | float, in_scale: Tensor | float, fire_in: Tensor | None,
-                 step: StepFn, with_moments: bool = False) -> Tensor:
+                 step: StepFn, with_sums: bool = False) -> Tensor:
     """Spikes of a layer whose decay gave ``tau`` and ``in_scale`` and whose threshold policy and
     width rule ``step`` evaluates; the same arguments as :class:`~mpdsnn.neuron.fused.FusedLIF`.
-    ``with_moments``: hand ``step`` each ``U(t)``'s sums from the charge kernel (AT layers)."""
+    ``with_sums``: hand ``step`` each ``U(t)``'s sum and sum of squares from the charge kernel."""
     unit_scale = isinstance(in_scale, float) and in_scale == 1.0
     tau_t, scale_t = (v if isinstance(v, Tensor)
                       else torch.tensor(v, dtype=x.dtype, device=x.device) for v in (tau, in_scale))
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(a, Tensor) and a.requires_grad for a in (x, tau_t, scale_t, fire_in))
     if not needs_grad:
-        return _forward(x, tau_t.detach(), scale_t.detach(), step, with_moments)[0]
-    return CompiledLIF.apply(x, tau_t, scale_t, fire_in, step, unit_scale, with_moments)
+        return _forward(x, tau_t.detach(), scale_t.detach(), step, with_sums)[0]
+    return CompiledLIF.apply(x, tau_t, scale_t, fire_in, step, unit_scale, with_sums)
 
 
-def _sum(parts: list[Tensor], like: Tensor) -> Tensor:
-    """A parameter's gradient summed over steps; zero when no step contributed (T = 1)."""
-    if not parts:
-        return torch.zeros_like(like)
-    return torch.stack(parts).sum().to(like.dtype).reshape(like.shape)
+def _like(total: Tensor, like: Tensor) -> Tensor:
+    """A gradient summed in the kernels, in the dtype and shape of its parameter."""
+    if total.dtype == like.dtype and total.shape == like.shape:
+        return total
+    return total.to(like.dtype).reshape(like.shape)

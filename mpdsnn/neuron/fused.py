@@ -26,23 +26,22 @@ Usage::
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from mpdsnn.errors import UserError
 from mpdsnn.neuron import compiled
+from mpdsnn.neuron.compiled import StepFn
 from mpdsnn.neuron.threshold import (
     AdaptiveThreshold,
     EstimatedThreshold,
     FixedThreshold,
+    HostAdaptiveThreshold,
     LearnableThreshold,
-    Moments,
     ThresholdStep,
 )
-from mpdsnn.neuron.width import Surrogate
+from mpdsnn.neuron.width import FixedWidth, Surrogate, TGOWidth
 
 BACKENDS = ("reference", "fused", "compiled")
 
@@ -50,8 +49,6 @@ BACKENDS = ("reference", "fused", "compiled")
 # one whose threshold carries a gradient but does not depend on U or t (computed once, with grad).
 _DETACHED_POLICIES = (FixedThreshold, AdaptiveThreshold, EstimatedThreshold)
 _STATIC_GRAD_POLICIES = (LearnableThreshold,)
-
-StepFn = Callable[..., tuple[Tensor, Tensor]]  # (U(t), t[, moments]) -> (threshold, width)
 
 
 def can_fuse(node: nn.Module) -> bool:
@@ -72,26 +69,50 @@ def fused_lif(node: nn.Module, x: Tensor) -> Tensor:
     if type(node.threshold) in _STATIC_GRAD_POLICIES:
         fire_in = node.threshold(x[0], 0, tau).fire  # depends on its parameter only
 
-    def step(u: Tensor, t: int, moments: Moments | None = None) -> tuple[Tensor, Tensor]:
+    def step(u: Tensor, t: int, sums: list[float] | None = None) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             if fire_in is not None:
                 policy = ThresholdStep(fire=fire_in.detach())
-            elif moments is not None:  # only AT reads them: the compiled kernels took them
-                policy = node.threshold(u, t, tau_d, moments=moments)
             else:
                 policy = node.threshold(u, t, tau_d)
             return policy.fire, node.surrogate.width(t, policy, tau_d)
 
     if node.backend == "compiled" and compiled.available():
-        # AT's statistics come out of the charge kernel on CPU; on CUDA the policy keeps its
-        # own single-pass reduction, which needs no host sync.
-        with_moments = type(node.threshold) is AdaptiveThreshold and x.device.type == "cpu"
-        return compiled.compiled_lif(x, tau, in_scale, fire_in, step, with_moments)
+        if _host_decides(node, x):
+            return _compiled_host_at(node, x, tau, in_scale, tau_d)
+        return compiled.compiled_lif(x, tau, in_scale, fire_in, step)
     needs_grad = torch.is_grad_enabled() and any(
         isinstance(a, Tensor) and a.requires_grad for a in (x, tau, in_scale, fire_in))
     if not needs_grad:
         return _forward(x, tau, in_scale, step)[0]
     return FusedLIF.apply(x, tau, in_scale, fire_in, step)
+
+
+def _host_decides(node: nn.Module, x: Tensor) -> bool:
+    """AT with a width rule that reads only its statistics (TGO or fixed), on CPU: the compiled
+    charge kernels sum ``U`` and :class:`HostAdaptiveThreshold` decides in floats. On CUDA the
+    policy keeps its own single-pass reduction, which needs no host sync."""
+    return (HostAdaptiveThreshold.applies(node.threshold, x)
+            and type(node.surrogate) in (TGOWidth, FixedWidth))
+
+
+def _compiled_host_at(node: nn.Module, x: Tensor, tau: Tensor | float, in_scale: Tensor | float,
+                      tau_d: Tensor | float) -> Tensor:
+    host = HostAdaptiveThreshold(node.threshold)
+
+    def step(u: Tensor, t: int, sums: list[float] | None) -> tuple[Tensor, Tensor]:
+        assert sums is not None  # the kernels summed U(t)
+        policy = host(t, *sums, u)
+        width = node.surrogate.width(t, policy, tau_d)
+        return _as_tensor(policy.fire, x), _as_tensor(width, x)
+
+    spikes = compiled.compiled_lif(x, tau, in_scale, None, step, with_sums=True)
+    host.finish()
+    return spikes
+
+
+def _as_tensor(value: Tensor | float, like: Tensor) -> Tensor:
+    return value if isinstance(value, Tensor) else torch.tensor(value, dtype=like.dtype)
 
 
 def fuse_neurons(model: nn.Module, backend: str = "fused") -> list[str]:
@@ -131,7 +152,7 @@ def _forward(x: Tensor, tau: Tensor | float, in_scale: Tensor | float,
                 u.copy_(drive)
             else:  # tau * U(t-1) * (1 - S(t-1)) + s_in * I(t); (1 - S) is 0 or 1, so exact
                 torch.mul(u_all[t - 1], tau, out=u).mul_(keep).add_(drive)
-            fire, width = step(u, t)
+            fire, width = step(u, t, None)
             torch.ge(u, fire, out=spikes[t])  # == (U - theta >= 0): exact for finite floats
             torch.lt(u, fire, out=keep)
             fires.append(fire)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -23,12 +23,13 @@ class ThresholdStep:
 
     ``fire``: threshold the neuron fires at (0-d). ``stat``: the MPD threshold
     ``fc * (mean + std)`` (or its estimate) when the policy computes one. ``std``: the layer's
-    potential std when computed from data (the official code's TGO rule reads it).
+    potential std when computed from data (the official code's TGO rule reads it). Python floats
+    where :class:`HostAdaptiveThreshold` decided.
     """
 
-    fire: Tensor
-    stat: Tensor | None = None
-    std: Tensor | None = None
+    fire: Tensor | float
+    stat: Tensor | float | None = None
+    std: Tensor | float | None = None
 
 
 class FixedThreshold(nn.Module):
@@ -45,21 +46,11 @@ class FixedThreshold(nn.Module):
 _MAX_CANCELLATION = 4.0
 
 
-class Moments(NamedTuple):
-    """Sum and sum of squares of one timestep's potentials, taken where they are written (the
-    compiled backend's charge kernel), so the statistics need no pass over ``U`` of their own."""
-
-    total: Tensor
-    squares: Tensor
-
-
-def mpd_statistics(u: Tensor, sync: bool = False,
-                   moments: Moments | None = None) -> tuple[Tensor, Tensor]:
+def mpd_statistics(u: Tensor, sync: bool = False) -> tuple[Tensor, Tensor]:
     """Mean and unbiased std of all elements of ``u``, detached.
 
     ``sync=True`` under torch.distributed all-reduces (count, sum, sum of squares) so every rank
     gets the statistics of the global batch, exactly what one process would compute on it.
-    ``moments`` of ``u`` (CPU only), when the caller has them, replace the two reductions.
     """
     u = u.detach()
     if sync and dist.is_available() and dist.is_initialized():
@@ -67,35 +58,42 @@ def mpd_statistics(u: Tensor, sync: bool = False,
     if u.numel() < 2:
         return u.mean(), torch.zeros((), dtype=u.dtype, device=u.device)
     x = u.reshape(-1) if u.dtype in (torch.float32, torch.float64) else u.float().reshape(-1)
-    if moments is None and (x.device.type != "cpu" or torch.compiler.is_compiling()):
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
         # One Welford reduction on CUDA and under inductor: a single pass, no host sync.
         std, mean = torch.std_mean(x)
         return mean.to(u.dtype), std.to(u.dtype)
-    mean, var = _one_pass_moments(x, moments)
+    mean, var = _one_pass_moments(x)
     return mean.to(u.dtype), var.sqrt().to(u.dtype)
 
 
-def _one_pass_moments(x: Tensor, moments: Moments | None = None) -> tuple[Tensor, Tensor]:
+def _one_pass_moments(x: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and unbiased variance of a flat CPU tensor from its sum and sum of squares.
 
     Two read-only vectorised reductions (``sum``, BLAS ``dot``), about 0.3 ms per million values
     against 1.3 ms for ``mean()`` + ``std()`` and 10 ms for ``torch.std_mean`` (a scalar Welford
-    loop on CPU; docs/bench.md), or none when ``moments`` come with ``x``. ``var = (S2 - S1 *
-    mean) / (n - 1)`` is combined in float64. It cancels when the mean dominates the spread; then
-    (``S2 > 4 n var``, rare for membrane potentials) the sum of squares is taken again around the
-    mean.
+    loop on CPU; docs/bench.md).
+    """
+    total, squares = x.sum(), torch.dot(x, x)
+    mean = total / x.numel()
+    var = variance_from_sums(total.item(), squares.item(), x, mean)
+    return mean, torch.tensor(var, dtype=x.dtype)
+
+
+def variance_from_sums(total: float, squares: float, x: Tensor, mean: Tensor | float) -> float:
+    """Unbiased variance of the elements of ``x`` (``n >= 2``, mean ``mean``) from their sum and
+    sum of squares.
+
+    ``var = (S2 - S1^2 / n) / (n - 1)`` in Python floats: IEEE doubles, the same bits as 0-d
+    float64 tensors without the ~2 us each tensor op costs (a DS-ATGO layer runs this once per
+    timestep). It cancels when the mean dominates the spread; then (``S2 > 4 n var``, rare for
+    membrane potentials) the sum of squares is taken again around the mean.
     """
     n = x.numel()
-    total, squares = moments if moments is not None else (x.sum(), torch.dot(x, x))
-    mean = total.to(x.dtype) / n
-    # Python floats are IEEE doubles: the same bits as 0-d float64 tensors, without the ~2 us
-    # each tensor op costs (a DS-ATGO layer runs this once per timestep).
-    t64, s64 = total.item(), squares.item()
-    var = max((s64 - t64 * t64 / n) / (n - 1), 0.0)
-    if s64 > _MAX_CANCELLATION * n * var:
-        centred = x - mean
+    var = max((squares - total * total / n) / (n - 1), 0.0)
+    if squares > _MAX_CANCELLATION * n * var:
+        centred = (x - mean).reshape(-1)
         var = torch.dot(centred, centred).item() / (n - 1)
-    return mean, torch.tensor(var, dtype=x.dtype)
+    return var
 
 
 def _global_statistics(u: Tensor) -> tuple[Tensor, Tensor]:
@@ -155,18 +153,13 @@ class AdaptiveThreshold(nn.Module):
         self.register_buffer("running", torch.full((T,), float(vth)))
         self.sync = False  # set by the engine under DDP: statistics over the global batch
 
-    def forward(self, u: Tensor, t: int, tau: Tensor | float,
-                moments: Moments | None = None) -> ThresholdStep:
-        if t >= self.running.numel():
-            raise ValueError(
-                f"this adaptive threshold was built for T={self.running.numel()} timesteps but "
-                f"received timestep {t + 1}; build the model with the T you train with"
-            )
+    def forward(self, u: Tensor, t: int, tau: Tensor | float) -> ThresholdStep:
+        self._check_timestep(t)
         # Sync only in training: in eval every rank sees the whole batch, and summing identical
         # copies would cost a collective and count each sample once per rank.
-        mean, std = mpd_statistics(u, self.sync and self.training, moments)
+        mean, std = mpd_statistics(u, self.sync and self.training)
         if self.training or self.eval_source == "batch":
-            stat = (self.fc * (mean + std)).clamp_min(self.min_theta)
+            stat = self.statistic(mean, std)
             if self.training:
                 with torch.no_grad():
                     self.running[t].lerp_(stat.to(self.running.dtype), self.momentum)
@@ -174,9 +167,74 @@ class AdaptiveThreshold(nn.Module):
             stat = self.running[t].to(u.dtype)
         return ThresholdStep(fire=stat if self.fire_adaptive else self.vth, stat=stat, std=std)
 
+    def statistic(self, mean: Tensor | float, std: Tensor | float) -> Tensor | float:
+        """``fc * (mean + std)`` floored at ``min_theta`` (NaN stays NaN), on tensors or on
+        Python floats (:class:`HostAdaptiveThreshold`)."""
+        stat = self.fc * (mean + std)
+        if isinstance(stat, Tensor):
+            return stat.clamp_min(self.min_theta)
+        return max(stat, self.min_theta)  # max(nan, m) is nan, as clamp_min
+
+    def _check_timestep(self, t: int) -> None:
+        if t >= self.running.numel():
+            raise ValueError(
+                f"this adaptive threshold was built for T={self.running.numel()} timesteps but "
+                f"received timestep {t + 1}; build the model with the T you train with"
+            )
+
     def extra_repr(self) -> str:
         return (f"T={self.running.numel()}, fc={self.fc}, momentum={self.momentum}, "
                 f"fire_adaptive={self.fire_adaptive}, eval_source={self.eval_source!r}")
+
+
+class HostAdaptiveThreshold:
+    """One forward call of an :class:`AdaptiveThreshold` decided in Python floats, from each
+    timestep's sum and sum of squares of ``U`` (the compiled backend's charge kernel returns them).
+
+    Why: on CPU each timestep's Python work runs right after a kernel that streamed the layer
+    through the caches, where the first call of each distinct tensor operation costs 20-100 us
+    (docs/bench.md); AT's ten or so 0-d tensor operations per step cost DS-ATGO's neuron a fifth
+    of the fixed LIF's time, the same arithmetic on floats a few microseconds. The formula is the
+    policy's own (:meth:`AdaptiveThreshold.statistic`), in float64: a float32 layer's threshold
+    is rounded once where the reference rounds each operation, so it may differ in the last bit.
+    The running thresholds are updated once, by :meth:`finish`, after the last timestep.
+    """
+
+    def __init__(self, policy: AdaptiveThreshold) -> None:
+        self.policy = policy
+        self.from_batch = policy.training or policy.eval_source == "batch"
+        self.running = None if self.from_batch else policy.running.tolist()
+        self.vth = policy.vth.item()
+        self.stats: list[float] = []
+
+    @staticmethod
+    def applies(policy: nn.Module, u: Tensor) -> bool:
+        """True for an AT policy on CPU potentials of at least two elements per step whose
+        statistics need no collective (DDP's synchronised statistics take the tensor path)."""
+        if type(policy) is not AdaptiveThreshold or u.device.type != "cpu" or u[0].numel() < 2:
+            return False
+        return not (policy.sync and policy.training and dist.is_available()
+                    and dist.is_initialized())
+
+    def __call__(self, t: int, total: float, squares: float, u: Tensor) -> ThresholdStep:
+        """Step ``t``'s decision from ``sum(U(t))``, ``sum(U(t)^2)`` and ``U(t)`` (flat), which
+        is read again only when the mean dominates the spread (see :func:`variance_from_sums`)."""
+        self.policy._check_timestep(t)
+        mean = total / u.numel()
+        std = math.sqrt(variance_from_sums(total, squares, u, mean))
+        stat = self.policy.statistic(mean, std) if self.from_batch else self.running[t]
+        if self.policy.training:
+            self.stats.append(stat)
+        return ThresholdStep(fire=stat if self.policy.fire_adaptive else self.vth, stat=stat, std=std)
+
+    def finish(self) -> None:
+        """``running[t] = (1 - m) running[t] + m theta(t)`` for the timesteps trained."""
+        if self.stats:
+            running = self.policy.running
+            with torch.no_grad():
+                running[:len(self.stats)].lerp_(torch.tensor(self.stats, dtype=running.dtype),
+                                                self.policy.momentum)
+            self.stats = []
 
 
 class EstimatedThreshold(nn.Module):

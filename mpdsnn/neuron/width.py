@@ -6,6 +6,7 @@ that layer's own statistics. ``width(...)`` is also what the gradient-available 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -21,10 +22,12 @@ from mpdsnn.neuron.surrogate import (
 from mpdsnn.neuron.threshold import ThresholdStep
 
 
-def tgo_width(x: Tensor, vth: float = 1.0, k0: float = 1.0) -> Tensor:
+def tgo_width(x: Tensor | float, vth: float = 1.0, k0: float = 1.0) -> Tensor | float:
     """DS-ATGO's width rule: ``k0 (1 - tanh(Vth - x))`` below Vth, ``k0 (1 + tanh(x - Vth))``
-    above it. Both branches are the same function, ``k0 (1 + tanh(x - Vth))``, in (0, 2k0)."""
-    return k0 * (1 + torch.tanh(x - vth))
+    above it. Both branches are the same function, ``k0 (1 + tanh(x - Vth))``, in (0, 2k0).
+    On a tensor or a Python float (a threshold decided on the host)."""
+    tanh = torch.tanh if isinstance(x, Tensor) else math.tanh
+    return k0 * (1 + tanh(x - vth))
 
 
 class Surrogate(nn.Module):
@@ -70,7 +73,7 @@ class TGOWidth(Surrogate):
             x = step.std
         else:
             x = step.stat if step.stat is not None else step.fire
-        return tgo_width(x.detach(), self.vth, self.k0)
+        return tgo_width(x.detach() if isinstance(x, Tensor) else x, self.vth, self.k0)
 
     def extra_repr(self) -> str:
         return f"rule={self.rule!r}, vth={self.vth}, k0={self.k0}"
