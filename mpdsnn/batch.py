@@ -7,6 +7,13 @@ Every run records its *stage key* (the params sections its DVC stage reads, its 
 and the training-code hash, :func:`mpdsnn.runfolder.fingerprint.stage_key`); the stage's own
 command then finds the finished run with the same key and returns at once, so ``dvc repro``
 records the outputs without training twice. ``dvc repro`` alone still trains every stage.
+
+A killed ``mpdsnn pipeline train`` (SIGTERM or SIGKILL to it alone) takes its workers with it:
+each checks its pool's process every half second and, once it is gone, sends itself SIGTERM, so
+a run in training stops at the next batch with its checkpoint kept, as after any SIGTERM, the
+worker ends once the trainer has returned, and no queued run starts. Without that the workers
+trained on, took the runs already queued to them and then waited on the queue for ever (seen:
+two idle workers still there half an hour after the kill).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -21,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mpdsnn.errors import UserError
+from mpdsnn.lifecycle import POLL_SECONDS, is_alive, process_identity
 from mpdsnn.runfolder import layout
 from mpdsnn.runfolder.fingerprint import code_hash, stage_key
 from mpdsnn.runfolder.io import read_json, read_yaml
@@ -72,6 +82,16 @@ def finished_with_key(out: Path, key: str) -> dict[str, Any] | None:
 
 def _train_one(params_file: str, run: StageRun, key: str) -> dict[str, Any]:
     """In a worker: the same training a stage's ``mpdsnn train --params`` does."""
+    if _POOL is not None and not is_alive(_POOL):
+        os._exit(128 + signal.SIGTERM)  # queued by a pool that is gone: start nothing
+    _TRAINING.set()
+    try:
+        return _train(params_file, run, key)
+    finally:
+        _TRAINING.clear()
+
+
+def _train(params_file: str, run: StageRun, key: str) -> dict[str, Any]:
     import torch
 
     from mpdsnn.config import config_from_params
@@ -86,8 +106,31 @@ def _train_one(params_file: str, run: StageRun, key: str) -> dict[str, Any]:
     return {"best_test_acc": metrics["best_test_acc"], "seconds": time.perf_counter() - start}
 
 
-def _quiet_worker() -> None:
+_POOL: str | None = None  # in a worker: its pool's process (lifecycle.process_identity)
+_TRAINING = threading.Event()  # in a worker: a run is in training
+
+
+def _init_worker(pool: str | None) -> None:
+    """Quiet logging; stop with the pool's process (see the module docstring)."""
+    global _POOL
     logging.basicConfig(level=logging.WARNING, force=True)
+    _POOL = pool
+    if pool is not None:
+        threading.Thread(target=_stop_with_pool, args=(pool,), name="stop-with-pool",
+                         daemon=True).start()
+
+
+def _stop_with_pool(pool: str) -> None:
+    """Once ``pool`` is gone: SIGTERM this worker, which stops a run in training at its next
+    batch (the trainer's handler) and ends an idle worker; a worker that was training gets a
+    second SIGTERM once its trainer has returned and has put its signal handler back."""
+    while is_alive(pool):
+        time.sleep(POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+    while True:
+        time.sleep(POLL_SECONDS)
+        if not _TRAINING.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def train_all(params_file: Path, jobs: int) -> int:
@@ -105,7 +148,8 @@ def train_all(params_file: Path, jobs: int) -> int:
     failed = 0
     context = multiprocessing.get_context("spawn")  # no torch state forked from this process
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context,
-                             initializer=_quiet_worker) as pool:
+                             initializer=_init_worker,
+                             initargs=(process_identity(os.getpid()),)) as pool:
         futures = {pool.submit(_train_one, str(params_file), run, key): run for run, key in todo}
         for done, future in enumerate(as_completed(futures), 1):
             run = futures[future]

@@ -4,7 +4,9 @@ DVC runs a stage's command as a child; when dvc itself is killed (SIGKILL, or a 
 not forward), the trainer would train on, and the next ``dvc repro`` would start a second one on
 the same run. :func:`stop_with_parent` watches the nearest ancestor whose command line names a
 program (``dvc``) and, when it dies, calls the same handler SIGTERM calls, so the trainer stops
-at the next batch with its last checkpoint kept. Linux only (``/proc``); elsewhere it does nothing.
+at the next batch with its last checkpoint kept. ``mpdsnn pipeline train``'s workers stop with
+their pool's process the same way (:func:`process_identity`, :func:`is_alive`; ``mpdsnn/batch.py``).
+Linux only (``/proc``); elsewhere it does nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ def _stat(pid: int) -> tuple[int, str] | None:
         return None
     fields = text[text.rindex(")") + 2:].split()  # the name in parentheses may hold spaces
     return int(fields[1]), fields[19]
+
+
+def process_identity(pid: int) -> str | None:
+    """``"<pid>:<start time>"``, which a reused pid does not match, or None when it is gone or
+    there is no /proc."""
+    stat = _stat(pid)
+    return f"{pid}:{stat[1]}" if stat else None
+
+
+def is_alive(identity: str) -> bool:
+    """Whether the process :func:`process_identity` described still runs."""
+    pid, _ = identity.split(":", 1)
+    return process_identity(int(pid)) == identity
 
 
 def _cmdline(pid: int) -> list[str]:
