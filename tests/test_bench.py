@@ -12,8 +12,11 @@ from torch.utils.data import TensorDataset
 from mpdsnn.bench import (COLUMNS, loader_throughput, neuron_ratios, pipeline_phases, run_bench,
                           saved_bytes)
 from mpdsnn.cli import main as cli_main
+from mpdsnn.bench import neurons
 from mpdsnn.bench.neurons import (
     FIXED_FUSED,
+    SPIKINGJELLY,
+    SPIKINGJELLY_KERNEL,
     snntorch_forward,
     snntorch_leaky,
     spikingjelly_forward,
@@ -162,6 +165,50 @@ def test_neuron_ratios_divide_rows_of_the_same_workload_and_give_medians():
     assert ratios.loc["a", "fixed fused/compiled"] == pytest.approx(2.0)
     assert ratios.loc["a", "spikingjelly/fixed compiled"] == pytest.approx(4.0)
     assert ratios["snntorch/fixed compiled"].isna().all()  # no snnTorch row: no ratio
+    assert ratios["spikingjelly kernel/fixed compiled"].isna().all()  # CUDA only
+
+
+def test_neuron_ratios_compare_spikingjellys_cuda_kernel_with_ours():
+    rows = [{"level": "neuron", "workload": "a", "T": 4, "impl": impl, "time_ms": ms}
+            for impl, ms in (("mpdsnn fixed (fused)", 6.0), ("mpdsnn fixed (compiled)", 2.0),
+                             (SPIKINGJELLY_KERNEL, 3.0), (SPIKINGJELLY, 30.0))]
+    ratios = neuron_ratios(pd.DataFrame(rows)).set_index("workload")
+    assert ratios.loc["a", "spikingjelly kernel/fixed compiled"] == pytest.approx(1.5)
+    assert ratios.loc["a", "spikingjelly kernel/fixed fused"] == pytest.approx(0.5)
+    assert ratios.loc["a", "spikingjelly/fixed compiled"] == pytest.approx(15.0)
+
+
+def test_spikingjellys_kernel_surrogate_keeps_the_forward_and_is_one_its_kernels_take():
+    """SpikingJelly's CUDA kernels refuse Rect (a Rect LIFNode runs the Torch loop there), so its
+    kernel row uses the triangle: the same spikes, a surrogate its kernels accept."""
+    pytest.importorskip("spikingjelly")
+    from spikingjelly._ops.surrogate import _surrogate_spec
+
+    rect, triangle = spikingjelly_lif(), spikingjelly_lif(kernel_surrogate=True)
+    assert _surrogate_spec(rect.surrogate_function) is None  # what makes us need the triangle
+    assert _surrogate_spec(triangle.surrogate_function) is not None
+    x = torch.randn(4, 8, 5, 5, generator=torch.Generator().manual_seed(3)) * 1.5 + 0.5
+    assert torch.equal(spikingjelly_forward(triangle, x), _our_fixed_lif(torch.float32)(x))
+    assert neurons.spikingjelly_kernel_name(torch.device("cpu")) == "torch-reference"
+
+
+def test_the_cuda_kernel_row_is_added_on_cuda_or_left_out_with_the_reason(monkeypatch, caplog):
+    pytest.importorskip("spikingjelly")
+    on_cpu = {c.name for c in neurons._library_candidates(torch.device("cpu"))}
+    assert SPIKINGJELLY in on_cpu and SPIKINGJELLY_KERNEL not in on_cpu
+    monkeypatch.setattr(neurons, "spikingjelly_kernel_name", lambda device: "triton")
+    cuda = {c.name: c for c in neurons._library_candidates(torch.device("cuda"))}
+    assert SPIKINGJELLY in cuda and SPIKINGJELLY_KERNEL in cuda
+    assert type(cuda[SPIKINGJELLY_KERNEL].module.surrogate_function).__name__ == "PiecewiseQuadratic"
+
+    def no_kernel(device):
+        raise RuntimeError("No available sj_lif CUDA implementation. triton: no module")
+
+    monkeypatch.setattr(neurons, "spikingjelly_kernel_name", no_kernel)
+    with caplog.at_level("WARNING"):
+        names = {c.name for c in neurons._library_candidates(torch.device("cuda"))}
+    assert SPIKINGJELLY in names and SPIKINGJELLY_KERNEL not in names
+    assert "No available sj_lif CUDA implementation" in caplog.text
 
 
 # --- pipeline level: one real train stage split into phases ---------------------------------

@@ -7,7 +7,14 @@ neuron:
 
 - SpikingJelly 2.0.0: ``LIFNode(tau=1.25, decay_input=False, v_reset=0.0, step_mode="m")``
   (its decay is ``1 - 1/tau``) with ``surrogate.Rect(alpha=1)``, the rectangular window of
-  width 1. On CPU every SpikingJelly surrogate runs its Torch autograd loop.
+  width 1. On CPU every SpikingJelly surrogate runs its Torch autograd loop (measured: Rect,
+  PiecewiseQuadratic and ATan within 7 % of each other). On CUDA its fused kernels (native CUDA
+  or Triton, which replaced the CuPy backend of 0.0.0.0.x) take only the surrogates of
+  ``spikingjelly._ops.surrogate`` (Sigmoid, ATan, PiecewiseQuadratic, ...), not Rect: a Rect
+  ``LIFNode`` runs the Torch loop there too. So on CUDA the bench adds SpikingJelly's kernel row,
+  the same neuron with ``PiecewiseQuadratic(alpha=1)`` (the triangle of width 2: same forward,
+  another window); which kernel SpikingJelly selected ("cuda" or "triton") is logged and
+  recorded with the machine (``bench.json``).
 - snnTorch 1.0.0: ``Leaky(beta=0.2, threshold=1, reset_mechanism="zero")`` stepped over T; its
   default ATan surrogate (snnTorch has no rectangular one) and, by design, a detached reset.
 """
@@ -59,13 +66,23 @@ def ours(method: str, backend: str, T: int, example: Tensor | None = None) -> Ne
     return NeuronCandidate(f"mpdsnn {method} ({backend})", node, node, setup_s=setup_s)
 
 
-def spikingjelly_lif() -> nn.Module:
-    """SpikingJelly's multi-step LIF configured as our fixed LIF (see the module docstring)."""
+def spikingjelly_lif(kernel_surrogate: bool = False) -> nn.Module:
+    """SpikingJelly's multi-step LIF configured as our fixed LIF (see the module docstring);
+    ``kernel_surrogate``: the triangle surrogate its CUDA kernels accept, instead of Rect."""
     from spikingjelly.activation_based import neuron, surrogate
 
+    spike = surrogate.PiecewiseQuadratic(alpha=1.0) if kernel_surrogate else surrogate.Rect(alpha=1.0)
     return neuron.LIFNode(tau=1.0 / (1.0 - DECAY), decay_input=False, v_threshold=VTH,
-                          v_reset=0.0, surrogate_function=surrogate.Rect(alpha=1.0),
-                          detach_reset=False, step_mode="m")
+                          v_reset=0.0, surrogate_function=spike, detach_reset=False,
+                          step_mode="m")
+
+
+def spikingjelly_kernel_name(device: torch.device) -> str:
+    """The implementation SpikingJelly selects for its LIF on ``device`` ("cuda", "triton", or
+    "torch-reference" on CPU), as it reports it."""
+    from spikingjelly.activation_based.functional.neuron import neuron_implementation
+
+    return str(neuron_implementation("lif", device)["implementation"])
 
 
 def spikingjelly_forward(node: nn.Module, x: Tensor) -> Tensor:
@@ -95,18 +112,25 @@ def candidates(T: int, with_libraries: bool = True,
     """Our six neurons (fixed and DS-ATGO on each backend), and the libraries if installed."""
     out = [ours(m, b, T, example) for m in ("fixed", "ds-atgo") for b in BACKENDS]
     if with_libraries:
-        out += _library_candidates()
+        device = example.device if example is not None else torch.device("cpu")
+        out += _library_candidates(device)
     return out
 
 
-def _library_candidates() -> list[NeuronCandidate]:
+SPIKINGJELLY = "spikingjelly LIFNode (torch)"
+SPIKINGJELLY_KERNEL = "spikingjelly LIFNode (CUDA kernel, triangle)"
+
+
+def _library_candidates(device: torch.device) -> list[NeuronCandidate]:
     found = []
     try:
         sj = spikingjelly_lif()
-        found.append(NeuronCandidate("spikingjelly LIFNode (torch)",
-                                     lambda x, n=sj: spikingjelly_forward(n, x), sj))
+        found.append(NeuronCandidate(SPIKINGJELLY, lambda x, n=sj: spikingjelly_forward(n, x), sj))
     except ImportError:
         log.warning("spikingjelly is not installed: its neuron is left out of the benchmark")
+    else:
+        if device.type == "cuda":
+            found += _spikingjelly_kernel(device)
     try:
         leaky = snntorch_leaky()
         found.append(NeuronCandidate("snntorch Leaky (loop)",
@@ -114,6 +138,19 @@ def _library_candidates() -> list[NeuronCandidate]:
     except ImportError:
         log.warning("snntorch is not installed: its neuron is left out of the benchmark")
     return found
+
+
+def _spikingjelly_kernel(device: torch.device) -> list[NeuronCandidate]:
+    """SpikingJelly's fused CUDA LIF (see the module docstring), or nothing, with the reason,
+    when it has no implementation for this device."""
+    try:
+        kernel = spikingjelly_kernel_name(device)
+    except (RuntimeError, ValueError) as exc:
+        log.warning("SpikingJelly has no CUDA LIF kernel here, its row is left out: %s", exc)
+        return []
+    log.info("SpikingJelly's LIF on %s: the %s implementation", device, kernel)
+    sj = spikingjelly_lif(kernel_surrogate=True)
+    return [NeuronCandidate(SPIKINGJELLY_KERNEL, lambda x, n=sj: spikingjelly_forward(n, x), sj)]
 
 
 def compiled(method: str, T: int, example: Tensor) -> NeuronCandidate:

@@ -213,8 +213,11 @@ _RATIOS = {  # column: (numerator impl, denominator impl), both timed in the sam
     "ds-atgo/fixed compiled": ("mpdsnn ds-atgo (compiled)", "mpdsnn fixed (compiled)"),
     "fixed fused/compiled": ("mpdsnn fixed (fused)", "mpdsnn fixed (compiled)"),
     "ds-atgo fused/compiled": ("mpdsnn ds-atgo (fused)", "mpdsnn ds-atgo (compiled)"),
-    "spikingjelly/fixed compiled": ("spikingjelly LIFNode (torch)", "mpdsnn fixed (compiled)"),
+    "spikingjelly/fixed compiled": (neurons.SPIKINGJELLY, "mpdsnn fixed (compiled)"),
     "snntorch/fixed compiled": ("snntorch Leaky (loop)", "mpdsnn fixed (compiled)"),
+    # CUDA only (NaN elsewhere): SpikingJelly's fused kernel against ours
+    "spikingjelly kernel/fixed compiled": (neurons.SPIKINGJELLY_KERNEL, "mpdsnn fixed (compiled)"),
+    "spikingjelly kernel/fixed fused": (neurons.SPIKINGJELLY_KERNEL, "mpdsnn fixed (fused)"),
 }
 
 
@@ -285,6 +288,11 @@ def machine() -> dict[str, Any]:
             info[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             info[pkg] = None
+    if info["spikingjelly"] and torch.cuda.is_available():
+        try:
+            info["spikingjelly_cuda_lif"] = neurons.spikingjelly_kernel_name(torch.device("cuda"))
+        except (RuntimeError, ValueError) as exc:
+            info["spikingjelly_cuda_lif"] = f"none: {exc}"
     return info
 
 
