@@ -58,6 +58,29 @@ def test_tiny_cpu_run_prints_one_table_with_projected_hours(tmp_path):
     assert (tmp_path / "out" / "cifar10-ds-atgo" / "metrics.json").exists()  # the real epoch's run
     assert "projected GPU-hours" in result.stdout and "measure nothing" in result.stdout
     assert "gpu-check took " in result.stdout
+    # step 6: the neuron comparison, its ratio table and the advice on the CUDA default
+    bench = pd.read_csv(tmp_path / "out" / "bench" / "bench.csv")
+    impls = set(bench[bench.level == "neuron"].impl)
+    assert {"mpdsnn fixed (fused)", "mpdsnn fixed (compiled)", "mpdsnn ds-atgo (fused)",
+            "mpdsnn ds-atgo (compiled)"} <= impls
+    assert "spikingjelly LIFNode (CUDA kernel, triangle)" not in impls  # no CUDA here
+    assert "one spiking layer, forward + backward" in result.stdout
+    assert "fixed fused/compiled" in result.stdout and "median" in result.stdout
+    assert "the CUDA default: not judged without a GPU" in result.stdout
+
+
+def test_cuda_default_advice_follows_both_medians():
+    gpu_check = _script()
+
+    def ratios(fixed, dsatgo):
+        return pd.DataFrame([{"workload": "w", "fixed fused/compiled": 9.0, "ds-atgo fused/compiled": 9.0},
+                             {"workload": "median", "fixed fused/compiled": fixed,
+                              "ds-atgo fused/compiled": dsatgo}])
+
+    assert "make it the CUDA default" in gpu_check.cuda_default_advice(ratios(1.8, 2.1))
+    assert "1.80x (fixed) and 2.10x (ds-atgo)" in gpu_check.cuda_default_advice(ratios(1.8, 2.1))
+    for slow in ((1.8, 1.05), (0.9, 2.0)):
+        assert "fused stays the CUDA default" in gpu_check.cuda_default_advice(ratios(*slow))
 
 
 def test_fails_when_a_gpu_is_expected_and_torch_cannot_use_one(tmp_path):
