@@ -52,15 +52,14 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
-def find_ancestor(program: str, pid: int | None = None) -> tuple[int, str] | None:
-    """(pid, start time) of the nearest ancestor running ``program`` (its executable's or a
-    script argument's base name), or None."""
+def find_ancestor(program: str, pid: int | None = None) -> str | None:
+    """:func:`process_identity` of the nearest ancestor running ``program`` (its executable's or
+    a script argument's base name), or None."""
     stat = _stat(pid or os.getpid())
     while stat is not None and stat[0] > 1:
         parent = stat[0]
         if any(Path(arg).name == program for arg in _cmdline(parent)[:2]):
-            parent_stat = _stat(parent)
-            return (parent, parent_stat[1]) if parent_stat else None
+            return process_identity(parent)
         stat = _stat(parent)
     return None
 
@@ -71,14 +70,13 @@ def stop_with_parent(program: str, handler: Callable[[int, Any], None]) -> threa
     ancestor = find_ancestor(program)
     if ancestor is None:
         return None
-    pid, started = ancestor
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(POLL_SECONDS):
-            stat = _stat(pid)
-            if stat is None or stat[1] != started:
-                log.warning("%s (pid %d) is gone: stopping at the next batch", program, pid)
+            if not is_alive(ancestor):
+                log.warning("%s (pid %s) is gone: stopping at the next batch", program,
+                            ancestor.split(":", 1)[0])
                 handler(signal.SIGTERM, None)
                 return
 
