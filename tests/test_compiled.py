@@ -108,6 +108,17 @@ def test_compiled_ds_atgo_decides_on_the_host_without_the_tensor_policy(monkeypa
         assert len(calls) == expected, backend
 
 
+def test_fewer_timesteps_than_built_update_only_those_running_thresholds():
+    """A DS-ATGO layer built for T = 4 and run on 2 timesteps: the compiled backend's one
+    running update (HostAdaptiveThreshold.finish) touches thresholds 0 and 1 as the reference
+    does, and leaves 2 and 3 at Vth."""
+    ref, fast = pair(layer_node("ds-atgo", {}, 4), "compiled")
+    for seed in range(2):
+        assert_same(ref, fast, *inputs(2, seed))
+    running = fast.threshold.running
+    assert running[:2].ne(1.0).all() and running[2:].eq(1.0).all(), running
+
+
 def test_float32_spikes_are_bitwise_the_references():
     """In float32 the charge's rounding matters: the compiled kernel must not fuse it into FMAs."""
     ref = create_method("fixed").neuron(LayerContext(T=4))

@@ -84,13 +84,14 @@ def charge_sums_step(u_prev: Tensor, fire_prev: Tensor, x_t: Tensor, tau: Tensor
     return _sums(u, torch.float64)
 
 
-def first_sums_step(x_0: Tensor, in_scale: Tensor, u_out: Tensor) -> Tensor:
-    """``U(0) = s_in * I(0)`` and its sum and sum of squares. Float32 cascade sums here (float64
-    for a float64 layer): with float64 ones inductor splits this kernel into two loops, and the
-    eager charge plus a kernel of sums costs more still (docs/bench.md)."""
+def first_sums_step(x_0: Tensor, in_scale: Tensor) -> tuple[Tensor, Tensor]:
+    """``U(0) = s_in * I(0)`` as a new tensor, with its sum and sum of squares from the loop
+    that writes it. Not into a caller's buffer: inductor then splits the kernel into a loop that
+    sums and one that writes, a second pass over the layer (measured in the loop on a million
+    potentials: 1.14-1.24 ms against 0.96-0.99 ms for this kernel, docs/bench.md). Float32
+    cascade sums (float64 for a float64 layer): float64 ones cost more here."""
     u = in_scale * x_0
-    u_out.copy_(u)
-    return _sums(u, torch.promote_types(u.dtype, torch.float32))
+    return u, _sums(u, torch.promote_types(u.dtype, torch.float32))
 
 
 def _through_spike(u: Tensor, fire: Tensor, width: Tensor, grad_s: Tensor,
@@ -239,33 +240,37 @@ def _inductor_default() -> str | None:
 
 # --- the loops --------------------------------------------------------------------------------
 
-def _forward(x: Tensor, tau: Tensor, in_scale: Tensor, step: StepFn,
-             with_sums: bool = False) -> tuple[Tensor, Tensor, list[Tensor], list[Tensor]]:
-    """Spikes and ``U`` (both ``[T, N, ...]``), per-step threshold and width (0-d).
+def _forward(x: Tensor, tau: Tensor, in_scale: Tensor, step: StepFn, with_sums: bool = False
+             ) -> tuple[Tensor, tuple[Tensor, Tensor], list[Tensor], list[Tensor]]:
+    """Spikes (``[T, N, ...]``), ``U`` as ``(U(0), U(1..T-1))`` (flat; U(0) is its own tensor,
+    see :func:`first_sums_step`), per-step threshold and width (0-d).
     ``with_sums``: the charge kernels also sum ``U(t)`` and ``U(t)^2``, handed to ``step`` as
     two floats (AT's statistics)."""
     with torch.no_grad():
         T, shape = x.shape[0], x.shape[1:]
         flat_x = x.reshape(T, -1)
-        u_all, spikes = torch.empty_like(flat_x), torch.empty_like(flat_x)
+        spikes = torch.empty_like(flat_x)
+        u_rest = flat_x.new_empty((T - 1, flat_x.shape[1]))
+        sums = None
+        if with_sums:
+            u_first, first_sums = FIRST_SUMS(flat_x[0], in_scale)
+            sums = first_sums.tolist()
+        else:
+            u_first = torch.mul(flat_x[0], in_scale)  # tau * 0 * 1 + s_in * I(0)
+        us = [u_first, *u_rest.unbind(0)]
         fires: list[Tensor] = []
         widths: list[Tensor] = []
         for t in range(T):
-            sums = None
-            if t == 0 and with_sums:
-                sums = FIRST_SUMS(flat_x[0], in_scale, u_all[0]).tolist()
-            elif t == 0:
-                torch.mul(flat_x[0], in_scale, out=u_all[0])  # tau * 0 * 1 + s_in * I(0)
-            elif with_sums:
-                sums = CHARGE_SUMS(u_all[t - 1], fires[-1], flat_x[t], tau, in_scale, u_all[t],
+            if t > 0 and with_sums:
+                sums = CHARGE_SUMS(us[t - 1], fires[-1], flat_x[t], tau, in_scale, us[t],
                                    spikes[t - 1]).tolist()
-            else:
-                CHARGE(u_all[t - 1], fires[-1], flat_x[t], tau, in_scale, u_all[t], spikes[t - 1])
-            fire, width = step(u_all[t].view(shape), t, sums)
+            elif t > 0:
+                CHARGE(us[t - 1], fires[-1], flat_x[t], tau, in_scale, us[t], spikes[t - 1])
+            fire, width = step(us[t].view(shape), t, sums)
             fires.append(fire.detach())  # the kernels' guards do not then depend on grad mode
             widths.append(width.detach())
-        torch.ge(u_all[T - 1], fires[-1], out=spikes[T - 1])
-    return spikes.view(x.shape), u_all.view(x.shape), fires, widths
+        torch.ge(us[T - 1], fires[-1], out=spikes[T - 1])
+    return spikes.view(x.shape), (u_first, u_rest), fires, widths
 
 
 class CompiledLIF(torch.autograd.Function):
@@ -275,21 +280,23 @@ class CompiledLIF(torch.autograd.Function):
     def forward(ctx, x: Tensor, tau: Tensor, in_scale: Tensor,  # type: ignore[override]
                 fire_in: Tensor | None, step: StepFn, unit_scale: bool,
                 with_sums: bool) -> Tensor:
-        spikes, u_all, fires, widths = _forward(x, tau.detach(), in_scale.detach(), step,
-                                                with_sums)
+        spikes, (u_first, u_rest), fires, widths = _forward(x, tau.detach(), in_scale.detach(),
+                                                            step, with_sums)
         ctx.fires, ctx.widths, ctx.unit_scale = fires, widths, unit_scale
-        ctx.save_for_backward(u_all, tau, in_scale, x if ctx.needs_input_grad[2] else None)
+        ctx.save_for_backward(u_first, u_rest, tau, in_scale,
+                              x if ctx.needs_input_grad[2] else None)
         return spikes
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_s: Tensor):  # type: ignore[override]
-        u_all, tau, in_scale, x = ctx.saved_tensors
+        u_first, u_rest, tau, in_scale, x = ctx.saved_tensors
         want_x, want_tau, want_scale, want_fire = ctx.needs_input_grad[:4]
-        T = u_all.shape[0]
-        flat_u = u_all.reshape(T, -1)
+        flat_u = [u_first, *u_rest.unbind(0)]
+        T = len(flat_u)
         flat_g = grad_s.reshape(T, -1).contiguous()
-        grad_u_all = torch.empty_like(flat_u, dtype=grad_s.dtype)  # dL/dU(t), scaled at the end
+        # dL/dU(t), scaled at the end
+        grad_u_all = flat_g.new_empty((T, u_first.numel()), dtype=grad_s.dtype)
         # dL/dtau and dL/dtheta, summed over steps inside the kernels
         tau_acc = torch.zeros((), dtype=grad_s.dtype) if want_tau or want_fire else None
         fire_acc = None
@@ -314,7 +321,7 @@ class CompiledLIF(torch.autograd.Function):
             grad_scale = grad_scale.reshape(in_scale.shape)
         grad_x = None
         if want_x:
-            grad_x = (grad_u_all if ctx.unit_scale else grad_u_all.mul_(in_scale)).view(u_all.shape)
+            grad_x = (grad_u_all if ctx.unit_scale else grad_u_all.mul_(in_scale)).view(grad_s.shape)
         return (grad_x, _like(tau_acc, tau) if want_tau else None, grad_scale,
                 _like(fire_acc, ctx.fires[0]) if want_fire else None, None, None, None)
 

@@ -99,20 +99,36 @@ def _host_decides(node: nn.Module, x: Tensor) -> bool:
 def _compiled_host_at(node: nn.Module, x: Tensor, tau: Tensor | float, in_scale: Tensor | float,
                       tau_d: Tensor | float) -> Tensor:
     host = HostAdaptiveThreshold(node.threshold)
+    T = x.shape[0]
+    values = _StepValues(2 * T, x.dtype)  # thresholds, then widths
 
     def step(u: Tensor, t: int, sums: list[float] | None) -> tuple[Tensor, Tensor]:
         assert sums is not None  # the kernels summed U(t)
         policy = host(t, *sums, u)
         width = node.surrogate.width(t, policy, tau_d)
-        return _as_tensor(policy.fire, x), _as_tensor(width, x)
+        return values.put(t, policy.fire), values.put(T + t, width)
 
     spikes = compiled.compiled_lif(x, tau, in_scale, None, step, with_sums=True)
     host.finish()
     return spikes
 
 
-def _as_tensor(value: Tensor | float, like: Tensor) -> Tensor:
-    return value if isinstance(value, Tensor) else torch.tensor(value, dtype=like.dtype)
+class _StepValues:
+    """Per-step thresholds and widths decided as Python floats, handed to the kernels as 0-d
+    tensors: views of one CPU buffer per forward, written through its numpy array. Why: a
+    tensor built per value (``torch.tensor``) is a tensor creation each, 30-120 us right after
+    a kernel has streamed the layer through the caches (docs/bench.md); a numpy store is not.
+    Rounded to the buffer's dtype as ``torch.tensor(value, dtype=...)`` rounds."""
+
+    def __init__(self, n: int, dtype: torch.dtype) -> None:
+        buffer = torch.empty(n, dtype=dtype)
+        self.slots, self.array = buffer.unbind(0), buffer.numpy()
+
+    def put(self, i: int, value: Tensor | float) -> Tensor:
+        if isinstance(value, Tensor):  # a rule's own tensor (e.g. FixedWidth's k)
+            return value
+        self.array[i] = value
+        return self.slots[i]
 
 
 def fuse_neurons(model: nn.Module, backend: str = "fused") -> list[str]:

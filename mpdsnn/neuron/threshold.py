@@ -204,14 +204,17 @@ class HostAdaptiveThreshold:
         self.policy = policy
         self.from_batch = policy.training or policy.eval_source == "batch"
         self.running = None if self.from_batch else policy.running.tolist()
-        self.vth = policy.vth.item()
-        self.stats: list[float] = []
+        self.vth = None if policy.fire_adaptive else policy.vth.item()  # fires at Vth only then
+        # Each trained step's statistic, stored through numpy: finish() is then one lerp_
+        # (a tensor built from a list of floats costs a tensor creation, docs/bench.md).
+        self.stats = torch.empty_like(policy.running) if policy.training else None
+        self.trained = 0  # timesteps whose statistic awaits the running update
 
     @staticmethod
     def applies(policy: nn.Module, u: Tensor) -> bool:
         """True for an AT policy on CPU potentials of at least two elements per step whose
         statistics need no collective (DDP's synchronised statistics take the tensor path)."""
-        if type(policy) is not AdaptiveThreshold or u.device.type != "cpu" or u[0].numel() < 2:
+        if type(policy) is not AdaptiveThreshold or u.device.type != "cpu" or u.numel() < 2 * len(u):
             return False
         return not (policy.sync and policy.training and dist.is_available()
                     and dist.is_initialized())
@@ -223,18 +226,20 @@ class HostAdaptiveThreshold:
         mean = total / u.numel()
         std = math.sqrt(variance_from_sums(total, squares, u, mean))
         stat = self.policy.statistic(mean, std) if self.from_batch else self.running[t]
-        if self.policy.training:
-            self.stats.append(stat)
-        return ThresholdStep(fire=stat if self.policy.fire_adaptive else self.vth, stat=stat, std=std)
+        if self.stats is not None:
+            self.stats.numpy()[t], self.trained = stat, t + 1
+        return ThresholdStep(fire=stat if self.vth is None else self.vth, stat=stat, std=std)
 
     def finish(self) -> None:
         """``running[t] = (1 - m) running[t] + m theta(t)`` for the timesteps trained."""
-        if self.stats:
-            running = self.policy.running
-            with torch.no_grad():
-                running[:len(self.stats)].lerp_(torch.tensor(self.stats, dtype=running.dtype),
-                                                self.policy.momentum)
-            self.stats = []
+        if self.stats is None or not self.trained:
+            return
+        running, stats = self.policy.running, self.stats
+        if self.trained < len(running):
+            running, stats = running[:self.trained], stats[:self.trained]
+        with torch.no_grad():
+            running.lerp_(stats, self.policy.momentum)
+        self.trained = 0
 
 
 class EstimatedThreshold(nn.Module):
