@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,17 @@ def test_the_root_speaks_of_the_default_pipeline_only(clone):
     assert "reports/summary.json" in metrics and "pipelines/" not in metrics
     inside = _run(["dvc", "dag"], clone / "pipelines" / "nmnist-cpu")
     assert "prepare@nmnist" in inside and "digits" not in inside
+
+
+def test_python_bytecode_beside_the_package_changes_no_stage(clone):
+    """A normal interpreter (PYTHONDONTWRITEBYTECODE unset) writes ``__pycache__`` beside the
+    modules the train stages depend on; DVC must not take it for changed code (.dvcignore),
+    or every `dvc repro` after an `import mpdsnn` would rerun all 42 train stages."""
+    before = _run(["dvc", "status", "train@digits-ds-atgo-0"], clone)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "mpdsnn", "baselines"], cwd=clone,
+                   check=True)
+    assert any((clone / "mpdsnn" / "neuron" / "__pycache__").iterdir())
+    assert _run(["dvc", "status", "train@digits-ds-atgo-0"], clone) == before
 
 
 def test_dvc_plots_show_works_on_a_fresh_clone(clone, tmp_path):
