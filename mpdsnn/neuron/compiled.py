@@ -88,7 +88,7 @@ def first_sums_step(x_0: Tensor, in_scale: Tensor) -> tuple[Tensor, Tensor]:
     """``U(0) = s_in * I(0)`` as a new tensor, with its sum and sum of squares from the loop
     that writes it. Not into a caller's buffer: inductor then splits the kernel into a loop that
     sums and one that writes, a second pass over the layer (measured in the loop on a million
-    potentials: 1.14-1.24 ms against 0.96-0.99 ms for this kernel, docs/bench.md). Float32
+    potentials: 1.12-1.24 ms a call as two loops, 0.80-0.99 ms as one, docs/bench.md). Float32
     cascade sums (float64 for a float64 layer): float64 ones cost more here."""
     u = in_scale * x_0
     return u, _sums(u, torch.promote_types(u.dtype, torch.float32))
