@@ -30,6 +30,7 @@ from mpdsnn.bench.models import ModelWorkload, train_steps
 from mpdsnn.bench.pipeline import loader_throughput
 from mpdsnn.bench.stage import SPLIT, WALL, StageRun, run_stage
 from mpdsnn.errors import UserError, unknown_name
+from mpdsnn.neuron import native
 from mpdsnn.provenance import cpu_name
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,7 @@ def machine() -> dict[str, Any]:
             info["spikingjelly_cuda_lif"] = neurons.spikingjelly_kernel_name(torch.device("cuda"))
         except (RuntimeError, ValueError) as exc:
             info["spikingjelly_cuda_lif"] = f"none: {exc}"
+    info["native_charge"] = native.status()  # which charge the compiled rows ran on CPU
     return info
 
 

@@ -11,6 +11,12 @@ serves every layer shape and every T. The threshold policy and width rule are
 called per timestep as in the reference (inductor does not contract ``a * b + c`` into an FMA,
 so the charge is the reference's bit for bit).
 
+On CPU (float32/float64) the forward charge runs as hand-written C instead
+(:mod:`~mpdsnn.neuron.native`, for the fixed LIF and DS-ATGO alike): inductor's reductions fused
+into a pointwise loop made DS-ATGO's statistics cost 0.1-0.2 ms a step, the C's SIMD reduction
+nothing measurable. Same expression, same order, no FMA: the same bits. Where the C cannot be
+built the charge stays on the inductor kernels below.
+
 AT's thresholds (DS-ATGO, AT) are the one place where the numbers may differ in the last bit:
 on CPU the charge kernel also returns ``sum(U(t))`` and ``sum(U(t)^2)`` from the loop that
 writes ``U(t)``, so DS-ATGO pays no extra pass over memory for its statistics, and
@@ -44,6 +50,8 @@ import torch
 import torch.fx.experimental._config as fx_config
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from mpdsnn.neuron import native
 
 log = logging.getLogger(__name__)
 
@@ -240,21 +248,51 @@ def _inductor_default() -> str | None:
 
 # --- the loops --------------------------------------------------------------------------------
 
+class _InductorCharge:
+    """The charge as this module's inductor kernels, with :class:`~.native.NativeCharge`'s
+    signatures: where the C charge cannot run (no compiler, another device or dtype)."""
+
+    @staticmethod
+    def scalar(value: Tensor) -> Tensor:
+        return value
+
+    @staticmethod
+    def charge(*args: Tensor) -> None:
+        CHARGE(*args)
+
+    @staticmethod
+    def charge_sums(*args: Tensor) -> list[float]:
+        return CHARGE_SUMS(*args).tolist()
+
+    @staticmethod
+    def first_sums(x_0: Tensor, in_scale: Tensor) -> tuple[Tensor, list[float]]:
+        u, sums = FIRST_SUMS(x_0, in_scale)
+        return u, sums.tolist()
+
+
+def _charge_for(flat_x: Tensor) -> native.NativeCharge | type[_InductorCharge]:
+    """The C charge (:mod:`.native`) for CPU float32/float64 layers when it builds, else
+    inductor's kernels."""
+    lib = native.library() if native.NativeCharge.suits(flat_x) else None
+    return native.NativeCharge(lib, flat_x.dtype) if lib is not None else _InductorCharge
+
+
 def _forward(x: Tensor, tau: Tensor, in_scale: Tensor, step: StepFn, with_sums: bool = False
              ) -> tuple[Tensor, tuple[Tensor, Tensor], list[Tensor], list[Tensor]]:
     """Spikes (``[T, N, ...]``), ``U`` as ``(U(0), U(1..T-1))`` (flat; U(0) is its own tensor,
     see :func:`first_sums_step`), per-step threshold and width (0-d).
-    ``with_sums``: the charge kernels also sum ``U(t)`` and ``U(t)^2``, handed to ``step`` as
-    two floats (AT's statistics)."""
+    ``with_sums``: the charge also sums ``U(t)`` and ``U(t)^2``, handed to ``step`` as two
+    floats (AT's statistics)."""
     with torch.no_grad():
         T, shape = x.shape[0], x.shape[1:]
         flat_x = x.reshape(T, -1)
+        kernels = _charge_for(flat_x)
+        tau, in_scale = kernels.scalar(tau), kernels.scalar(in_scale)
         spikes = torch.empty_like(flat_x)
         u_rest = flat_x.new_empty((T - 1, flat_x.shape[1]))
         sums = None
         if with_sums:
-            u_first, first_sums = FIRST_SUMS(flat_x[0], in_scale)
-            sums = first_sums.tolist()
+            u_first, sums = kernels.first_sums(flat_x[0], in_scale)
         else:
             u_first = torch.mul(flat_x[0], in_scale)  # tau * 0 * 1 + s_in * I(0)
         us = [u_first, *u_rest.unbind(0)]
@@ -262,10 +300,11 @@ def _forward(x: Tensor, tau: Tensor, in_scale: Tensor, step: StepFn, with_sums: 
         widths: list[Tensor] = []
         for t in range(T):
             if t > 0 and with_sums:
-                sums = CHARGE_SUMS(us[t - 1], fires[-1], flat_x[t], tau, in_scale, us[t],
-                                   spikes[t - 1]).tolist()
+                sums = kernels.charge_sums(us[t - 1], fires[-1], flat_x[t], tau, in_scale, us[t],
+                                           spikes[t - 1])
             elif t > 0:
-                CHARGE(us[t - 1], fires[-1], flat_x[t], tau, in_scale, us[t], spikes[t - 1])
+                kernels.charge(us[t - 1], fires[-1], flat_x[t], tau, in_scale, us[t],
+                               spikes[t - 1])
             fire, width = step(us[t].view(shape), t, sums)
             fires.append(fire.detach())  # the kernels' guards do not then depend on grad mode
             widths.append(width.detach())
