@@ -111,3 +111,10 @@ def test_more_than_one_thread_charges_with_inductors_parallel_kernels(lib):
         torch.set_num_threads(1)
     assert compiled._charge_for(flat.t().contiguous().t()) is compiled._InductorCharge  # strided
     assert compiled._charge_for(flat.half()) is compiled._InductorCharge
+
+
+def test_the_c_source_is_training_code():
+    """A run's code hash (and so its stage key) changes when the C charge changes."""
+    from mpdsnn.runfolder.fingerprint import training_code_files
+
+    assert native.SOURCE.resolve() in {p.resolve() for p in training_code_files()}

@@ -34,8 +34,8 @@ def training_code_files() -> list[Path]:
     import mpdsnn
 
     package = Path(mpdsnn.__file__).parent
-    files = [p for p in package.rglob("*.py")
-             if p.relative_to(package).parts[0] not in ANALYSIS_PARTS
+    files = [p for p in package.rglob("*") if p.suffix in (".py", ".c")  # .c: the native charge
+             and p.relative_to(package).parts[0] not in ANALYSIS_PARTS
              and p.relative_to(package).as_posix() not in ANALYSIS_FILES]
     files += Path(baselines.__file__).parent.rglob("*.py")
     return sorted(files, key=_relative_name)
