@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -46,31 +47,33 @@ SOURCE = Path(__file__).with_name("native_lif.c")
 FLAGS = ("-O3", "-fopenmp-simd", "-ffp-contract=off", "-shared", "-fPIC")
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
-_state: dict[str, ctypes.CDLL | str | None] = {}  # "lib": the loaded library, "failed": why not
+_state: dict[str, Any] = {}  # "lib" and "path": the loaded library and its file; "failed": why not
 
 
 def library() -> ctypes.CDLL | None:
     """The built library, building it on first call in this process; None if it cannot be."""
     if "lib" in _state or "failed" in _state:
-        return _state.get("lib")  # type: ignore[return-value]
+        return _state.get("lib")
     if os.environ.get("MPDSNN_NATIVE_CHARGE", "1") == "0":
         _state["failed"] = "MPDSNN_NATIVE_CHARGE=0"
         return None
     try:
-        _state["lib"] = _declare(ctypes.CDLL(str(build())))
+        _state["path"] = build()
+        _state["lib"] = _declare(ctypes.CDLL(str(_state["path"])))
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         _state["failed"] = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
         log.warning("the native charge could not be built (%s); the compiled backend charges with "
                     "inductor's kernels", _state["failed"])
         return None
-    return _state["lib"]  # type: ignore[return-value]
+    return _state["lib"]
 
 
 def status() -> str:
     """The built library's file name, or why the charge runs on inductor's kernels (for the
     bench's record of the machine)."""
-    lib = library()
-    return Path(lib._name).name if lib is not None else f"inductor kernels: {_state['failed']}"
+    if library() is None:
+        return f"inductor kernels: {_state['failed']}"
+    return _state["path"].name
 
 
 def build(cache_dir: Path | None = None) -> Path:

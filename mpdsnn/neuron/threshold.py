@@ -208,6 +208,7 @@ class HostAdaptiveThreshold:
         # Each trained step's statistic, stored through numpy: finish() is then one lerp_
         # (a tensor built from a list of floats costs a tensor creation, docs/bench.md).
         self.stats = torch.empty_like(policy.running) if policy.training else None
+        self._written = None if self.stats is None else self.stats.numpy()
         self.trained = 0  # timesteps whose statistic awaits the running update
 
     @staticmethod
@@ -226,8 +227,8 @@ class HostAdaptiveThreshold:
         mean = total / u.numel()
         std = math.sqrt(variance_from_sums(total, squares, u, mean))
         stat = self.policy.statistic(mean, std) if self.from_batch else self.running[t]
-        if self.stats is not None:
-            self.stats.numpy()[t], self.trained = stat, t + 1
+        if self._written is not None:
+            self._written[t], self.trained = stat, t + 1
         return ThresholdStep(fire=stat if self.vth is None else self.vth, stat=stat, std=std)
 
     def finish(self) -> None:
